@@ -1,0 +1,49 @@
+package results
+
+// Names shared by the writers (training, eval) and the readers (report,
+// plots). They are conventions, not an enumeration: the store accepts any task
+// or metric name, and the report shows whatever it finds; the plots look for
+// these names.
+const (
+	// Tasks.
+	TaskValid     = "valid"     // held-out split of the training corpus
+	TaskWikiText2 = "wikitext2" // zero-shot
+	TaskLAMBADA   = "lambada"   // zero-shot
+	TaskGen       = "gen"       // unconditional generation
+	// TaskSamples is the task of quantities the report derives from the
+	// samples table (tokens_per_s, model_calls and numeric score keys).
+	TaskSamples = "samples"
+
+	// Metrics.
+	MetricPPLBound   = "ppl_bound" // exp(NELBO per token): an upper bound on perplexity
+	MetricNLL        = "nll"
+	MetricAccuracy   = "accuracy"
+	MetricGenPPL     = "gen_ppl" // perplexity of samples under the AR reference
+	MetricTokensPerS = "tokens_per_s"
+	MetricModelCalls = "model_calls"
+
+	// Parameter keys of evaluations.
+	ParamSteps   = "steps"
+	ParamSampler = "sampler"
+
+	// MetricLoss is the training metric the loss plot draws by default.
+	MetricLoss = "loss"
+)
+
+// taskOrder ranks well-known tasks for column order; other tasks follow in
+// alphabetical order.
+func taskOrder(task string) int {
+	switch task {
+	case TaskValid:
+		return 0
+	case TaskWikiText2:
+		return 1
+	case TaskLAMBADA:
+		return 2
+	case TaskGen:
+		return 3
+	case TaskSamples:
+		return 5
+	}
+	return 4
+}

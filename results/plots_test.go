@@ -1,0 +1,147 @@
+package results
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image/png"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// checkImage asserts that path is a decodable PNG or an XML document whose
+// root element is svg.
+func checkImage(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	switch filepath.Ext(path) {
+	case ".png":
+		img, err := png.Decode(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if b := img.Bounds(); b.Dx() < 100 || b.Dy() < 100 {
+			t.Fatalf("%s: %v image", path, b)
+		}
+	case ".svg":
+		dec := xml.NewDecoder(f)
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%s: no root element: %v", path, err)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				if se.Name.Local != "svg" {
+					t.Fatalf("%s: root element %q", path, se.Name.Local)
+				}
+				break
+			}
+		}
+		for { // the whole document must parse
+			if _, err := dec.Token(); err != nil {
+				if err.Error() != "EOF" {
+					t.Fatalf("%s: %v", path, err)
+				}
+				break
+			}
+		}
+	default:
+		t.Fatalf("unexpected file %s", path)
+	}
+}
+
+func TestWritePlots(t *testing.T) {
+	s := syntheticStore(t)
+	runs, _ := s.Runs(RunFilter{})
+	var evals []Evaluation
+	for i, r := range runs {
+		for _, steps := range []int{8, 16, 128, 1024} {
+			evals = append(evals, Evaluation{RunID: r.ID, Task: TaskGen, Metric: MetricGenPPL,
+				Value: 200/math.Log2(float64(steps)) + float64(i), Stderr: 2,
+				Params: map[string]any{ParamSteps: steps, ParamSampler: "ancestral"}})
+		}
+		for step := 0; step <= 1000; step += 50 {
+			loss := 10*math.Exp(-float64(step)/300) + float64(i)
+			if step == 500 {
+				loss = math.NaN() // a diverged step is dropped, not fatal
+			}
+			if err := s.LogMetrics(r.ID, step, SplitTrain, map[string]float64{"loss": loss}); err != nil {
+				t.Fatal(err)
+			}
+			if step%250 == 0 {
+				if err := s.LogMetrics(r.ID, step, SplitValid, map[string]float64{"loss": loss + 0.2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := s.AddEvaluations(evals); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "plots")
+	if d := os.Getenv("KEEPDIR"); d != "" { dir = d }
+	files, err := WritePlots(s, RunFilter{Sweep: "owt"}, dir, PlotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+		checkImage(t, f)
+	}
+	slices.Sort(names)
+	var want []string
+	for _, n := range []string{"loss_owt", "ppl_bound_valid", "gen_ppl_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
+		want = append(want, n+".png", n+".svg")
+	}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Fatalf("files %v, want %v", names, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(want) {
+		t.Fatalf("%d files in %s, want %d", len(entries), dir, len(want))
+	}
+}
+
+// Plots without data are skipped with a logged reason and no file.
+func TestWritePlotsSkipsEmpty(t *testing.T) {
+	s := newStore(t)
+	if _, _, err := s.StartRun(RunInfo{Name: "bare", Sweep: "owt"}); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	dir := filepath.Join(t.TempDir(), "plots")
+	files, err := WritePlots(s, RunFilter{}, dir, PlotOptions{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil || len(files) != 0 {
+		t.Fatalf("files %v, err %v", files, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("%d files written for no data", len(entries))
+	}
+	for _, plot := range []string{"loss_owt", "ppl_bound", "gen_ppl_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
+		if !strings.Contains(log.String(), "plot="+plot+" reason=") {
+			t.Errorf("no skip reason logged for %s in:\n%s", plot, log.String())
+		}
+	}
+}
+
+func TestPow2Ticks(t *testing.T) {
+	var got []string
+	for _, tk := range (pow2Ticks{}).Ticks(8/math.Sqrt2, 1024*math.Sqrt2) {
+		got = append(got, tk.Label)
+	}
+	want := []string{"8", "16", "32", "64", "128", "256", "512", "1024"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ticks %v, want %v", got, want)
+	}
+}
