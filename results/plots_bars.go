@@ -21,7 +21,7 @@ func pplBoundFigures(t *Table) ([]figure, error) {
 		if c.Metric != MetricPPLBound {
 			continue
 		}
-		fig, err := barFigure(t, i, "ppl_bound_"+columnSlug(c), "Perplexity bound — "+c.Label(), "perplexity bound")
+		fig, err := barFigure(t, i, "ppl_bound_"+columnSlug(c), "Perplexity bound — "+columnTitle(c), "perplexity bound")
 		if err != nil {
 			return nil, err
 		}
@@ -38,17 +38,22 @@ func pplBoundFigures(t *Table) ([]figure, error) {
 func accuracyFigure(t *Table) (figure, error) {
 	for i, c := range t.Columns {
 		if c.Task == TaskLAMBADA && c.Metric == MetricAccuracy {
-			return barFigure(t, i, "lambada_accuracy", "LAMBADA last-word accuracy — "+c.Label(), "accuracy")
+			return barFigure(t, i, "lambada_accuracy", "LAMBADA last-word accuracy", "accuracy")
 		}
 	}
 	return figure{name: "lambada_accuracy", skip: "no " + TaskLAMBADA + "/" + MetricAccuracy + " evaluation"}, nil
 }
 
+// columnTitle is the column label without its metric, for a figure whose
+// title already names the metric.
+func columnTitle(c Column) string {
+	return c.Task + strings.TrimPrefix(c.Label(), c.Task+"/"+c.Metric)
+}
+
 // columnSlug names a column in a file name: the task, plus the params when
 // there are any.
 func columnSlug(c Column) string {
-	l := strings.TrimPrefix(c.Label(), c.Task+"/"+c.Metric)
-	return slug(c.Task + strings.ReplaceAll(l, " ", "_"))
+	return slug(columnTitle(c))
 }
 
 // errPoints feeds gonum's error bars.

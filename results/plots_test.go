@@ -87,7 +87,6 @@ func TestWritePlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "plots")
-	if d := os.Getenv("KEEPDIR"); d != "" { dir = d }
 	files, err := WritePlots(s, RunFilter{Sweep: "owt"}, dir, PlotOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,3 @@
-// Package results is the experiment results store of the harness and the
-// comparison views built on it: a SQLite database that every run of a sweep
-// writes into (runs, per-step metrics, evaluations, samples), a comparison
-// table (terminal text and Markdown) and gonum plots.
-//
-// Training code does not depend on SQLite: it writes through the MetricSink
-// interface, which a RunSink implements for one run of a Store.
 package results
 
 import (

@@ -1,0 +1,53 @@
+# Two commands set a fresh Debian bookworm machine up:
+#   make run    trains, evaluates and records the default experiment
+#   make test   runs the test suite
+# Both run `setup` first, which installs what is missing and does nothing
+# the second time.
+
+SHELL := /bin/bash
+GO ?= go
+CFG ?= absorbing
+ARGS ?=
+APT_PACKAGES := libtorch-dev libopenblas0-pthread g++ pkg-config
+# Debian's PyTorch (same libtorch) for the Go-vs-PyTorch benchmark only.
+BENCH_PACKAGES := python3-torch
+
+.PHONY: setup apt torchprep run test test-slow vet bench data clean-torch
+
+setup: apt torchprep
+
+# Install the Debian packages that are missing (no-op when all present).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	else echo "setup: Debian packages present"; fi
+
+# Prepare gotch for the libtorch found here (cached; see tools/torchprep).
+torchprep:
+	@GOWORK=off $(GO) run ./tools/torchprep
+
+run: setup
+	$(GO) run ./experiments -cfg $(CFG) $(ARGS)
+
+vet: setup
+	$(GO) vet ./...
+
+# The test command of the README and of CI: vet, unit tests and the tagged
+# end-to-end tests (a few minutes on 2 cores).
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: setup
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -q $$missing; fi
+	$(GO) run ./experiments -mode bench
+
+data:
+	$(GO) run ./cmd/datafetch
+
+clean-torch:
+	rm -rf .torch go.work go.work.sum
