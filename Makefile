@@ -11,6 +11,11 @@ ARGS ?=
 APT_PACKAGES := libtorch-dev libopenblas0-pthread g++ pkg-config
 # Debian's PyTorch (same libtorch) for the Go-vs-PyTorch benchmark only.
 BENCH_PACKAGES := python3-torch
+# Configs name data files relative to DATA_DIR: the shared folder beside this
+# checkout when there is one, else the folder `make data` fills.
+export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || echo $(CURDIR)/datasets)
+
+include data/data.mk
 
 .PHONY: setup apt torchprep run test test-slow vet bench data clean-torch
 

@@ -36,7 +36,8 @@ type Config struct {
 	// auto|file|paragraph|line|article. article splits WikiText on its
 	// top-level " = Title = " headings; auto means article when Detokenizer
 	// is wikitext and file otherwise. JSON lines and parquet rows are always
-	// one document each.
+	// one document each. file holds a whole file in memory as one
+	// document; the other modes stream, for text files of any size.
 	DocSplit string `mapstructure:"doc_split"`
 	// Split holds the train/valid/test fractions used to split the train
 	// corpus by document (seeded by Seed) when Valid and Test are empty.

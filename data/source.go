@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Doc is one document of a corpus.
@@ -39,7 +40,9 @@ type Source interface {
 // to get the data.
 func OpenSources(ctx context.Context, cfg Config, specs []string) ([]Source, error) {
 	var out []Source
-	client := http.DefaultClient
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Minute // a stalled server fails instead of hanging
+	client := &http.Client{Transport: tr}
 	for _, spec := range specs {
 		switch {
 		case strings.HasPrefix(spec, "hf://"):

@@ -50,6 +50,9 @@ func (l *lineReader) next() (string, error) {
 		if errors.Is(err, io.EOF) {
 			return "", io.EOF
 		}
+		if l.gz != nil {
+			return "", fmt.Errorf("%s:%d: gzip: %w", l.path, l.line+1, err)
+		}
 		return "", fmt.Errorf("%s:%d: %w", l.path, l.line+1, err)
 	}
 	l.line++
@@ -103,6 +106,7 @@ func (s *textSource) Docs(ctx context.Context) iter.Seq2[Doc, error] {
 		defer lr.close()
 		var sb strings.Builder
 		start, n := 0, 0
+		prevBlank, sawBlank := false, false // article mode, see isWikiTitle
 		emit := func() bool {
 			text := sb.String()
 			sb.Reset()
@@ -139,9 +143,11 @@ func (s *textSource) Docs(ctx context.Context) iter.Seq2[Doc, error] {
 					continue
 				}
 			case "article":
-				if isWikiTitle(line) && !emit() {
+				if isWikiTitle(line) && (prevBlank || !sawBlank) && !emit() {
 					return
 				}
+				blank := strings.TrimSpace(line) == ""
+				prevBlank, sawBlank = blank, sawBlank || blank
 			}
 			if sb.Len() == 0 {
 				start = lr.line
@@ -161,7 +167,11 @@ func (s *textSource) Docs(ctx context.Context) iter.Seq2[Doc, error] {
 }
 
 // isWikiTitle reports a top-level WikiText heading, " = Title = ", as
-// opposed to section headings " = = Section = = ".
+// opposed to section headings " = = Section = = ". Some equations look the
+// same (" = 1 rad / s and a nominal impedance k = "), so in article mode a
+// heading only starts an article after a blank line, as titles do in the
+// WikiText release files; in a file without any blank lines (a derived
+// copy that dropped them) every such line does.
 func isWikiTitle(line string) bool {
 	t := strings.TrimSpace(line)
 	return len(t) >= 5 && strings.HasPrefix(t, "= ") && strings.HasSuffix(t, " =") &&

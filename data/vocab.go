@@ -180,6 +180,11 @@ func (v *Vocab) encodeGPT2(dst []int32, text string) []int32 {
 	if !utf8.ValidString(text) {
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
+	return v.newEncoder().append(dst, text)
+}
+
+// codecIDs appends the ids the tiktoken codec gives text.
+func (v *Vocab) codecIDs(dst []int32, text string) []int32 {
 	// The codec only fails on a regexp timeout, and none is set.
 	ids, _, _ := v.codec.Encode(text)
 	for _, id := range ids {
@@ -211,6 +216,9 @@ func (v *Vocab) Decode(ids []int) string {
 	}
 	for _, id := range ids {
 		switch {
+		case id < 0 || id > v.MaskID():
+			flush()
+			sb.WriteString("<|invalid|>")
 		case id == v.EOS():
 			flush()
 			sb.WriteString("<|endoftext|>")
@@ -220,9 +228,6 @@ func (v *Vocab) Decode(ids []int) string {
 		case id == v.MaskID():
 			flush()
 			sb.WriteString("<|mask|>")
-		case id < 0 || id > v.MaskID():
-			flush()
-			sb.WriteString("<|invalid|>")
 		case v.keep != nil:
 			run = append(run, uint(v.keep[id]))
 		default:

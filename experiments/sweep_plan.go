@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SweepConfig is the `sweep:` section: a config with one expands into
+// named runs. Variants are explicit named override sets (the study's AR
+// baseline is not a point of a process × objective grid); Axes form a grid
+// crossed with every variant; Seeds cross everything. Overrides given with
+// -set on the command line apply to every run, after the sweep's own.
+type SweepConfig struct {
+	Name     string    `mapstructure:"name"`
+	Variants []Variant `mapstructure:"variants"`
+	Axes     []Axis    `mapstructure:"axes"`
+	Seeds    []int64   `mapstructure:"seeds"`
+}
+
+// Variant is one named set of "key=value" overrides.
+type Variant struct {
+	Name string   `mapstructure:"name"`
+	Set  []string `mapstructure:"set"`
+}
+
+// Axis is one grid dimension: a key and the values it takes.
+type Axis struct {
+	Key    string `mapstructure:"key"`
+	Values []any  `mapstructure:"values"`
+}
+
+// Enabled reports whether the config asks for a sweep.
+func (s SweepConfig) Enabled() bool {
+	return len(s.Variants) > 0 || len(s.Axes) > 0 || len(s.Seeds) > 0
+}
+
+// Validate names the offending key.
+func (s SweepConfig) Validate() error {
+	if !s.Enabled() {
+		return nil
+	}
+	if s.Name == "" {
+		return fmt.Errorf("sweep.name: required when sweep.variants, sweep.axes or sweep.seeds is set")
+	}
+	seen := map[string]bool{}
+	for i, v := range s.Variants {
+		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
+			return fmt.Errorf("sweep.variants[%d].name: %q must be non-empty without '/' or spaces", i, v.Name)
+		}
+		if seen[v.Name] {
+			return fmt.Errorf("sweep.variants[%d].name: %q appears twice", i, v.Name)
+		}
+		seen[v.Name] = true
+		for _, kv := range v.Set {
+			if !strings.Contains(kv, "=") {
+				return fmt.Errorf("sweep.variants[%d].set: %q is not key=value", i, kv)
+			}
+		}
+	}
+	for i, a := range s.Axes {
+		if a.Key == "" || len(a.Values) == 0 {
+			return fmt.Errorf("sweep.axes[%d]: needs a key and at least one value", i)
+		}
+	}
+	return nil
+}
+
+// PlannedRun is one run of a sweep: its unique name, the variant label
+// the report groups by (seeds of one variant share it), and its overrides.
+type PlannedRun struct {
+	Name    string
+	Variant string
+	Seed    int64
+	Sets    []string
+}
+
+// Plan expands the sweep deterministically: variants (or one unnamed
+// variant) × axis grid × seeds.
+func (s SweepConfig) Plan() []PlannedRun {
+	variants := s.Variants
+	if len(variants) == 0 {
+		variants = []Variant{{}}
+	}
+	grid := [][]string{nil}
+	for _, a := range s.Axes {
+		var next [][]string
+		for _, g := range grid {
+			for _, v := range a.Values {
+				next = append(next, append(append([]string{}, g...), fmt.Sprintf("%s=%v", a.Key, v)))
+			}
+		}
+		grid = next
+	}
+	seeds := s.Seeds
+	var out []PlannedRun
+	for _, v := range variants {
+		for _, g := range grid {
+			label := v.Name
+			for _, kv := range g {
+				k, val, _ := strings.Cut(kv, "=")
+				label = joinLabel(label, k+"="+val)
+			}
+			if label == "" {
+				label = "default"
+			}
+			sets := append(append([]string{}, v.Set...), g...)
+			if len(seeds) == 0 {
+				out = append(out, PlannedRun{Name: s.Name + "/" + label, Variant: label, Sets: sets})
+				continue
+			}
+			for _, seed := range seeds {
+				out = append(out, PlannedRun{
+					Name: fmt.Sprintf("%s/%s/seed%d", s.Name, label, seed), Variant: label, Seed: seed,
+					Sets: append(append([]string{}, sets...), fmt.Sprintf("seed=%d", seed)),
+				})
+			}
+		}
+	}
+	return out
+}
+
+func joinLabel(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "," + b
+}
