@@ -30,7 +30,7 @@ import (
 
 // format changes whenever the preparation itself changes, so stale
 // preparations are redone.
-const format = "torchprep-3"
+const format = "torchprep-5"
 
 func main() {
 	root := flag.String("root", ".", "repository root (holds go.mod)")
@@ -84,7 +84,7 @@ func run(root, outRel string, libOnly, force bool) error {
 	if err := copySources(filepath.Join(modDir, "libtch"), filepath.Join(out, "src", "pristine")); err != nil {
 		return fmt.Errorf("copy gotch sources: %w", err)
 	}
-	if err := buildLib(l, out, force || !ok || st.Key != key); err != nil {
+	if err := buildLib(l, out, force); err != nil {
 		return err
 	}
 	gotchCopy := filepath.Join(out, "gotch")
@@ -94,6 +94,11 @@ func run(root, outRel string, libOnly, force bool) error {
 	if err := writeLibGo(gotchCopy, filepath.Join(out, "lib"), l); err != nil {
 		return err
 	}
+	patched, err := patchGo(gotchCopy)
+	if err != nil {
+		return fmt.Errorf("patch gotch: %w", err)
+	}
+	logf("patched %d output-array allocations in gotch's Go bindings (leak and overflow of C.malloc(0))", patched)
 	goVer, err := goModVersion(root)
 	if err != nil {
 		return err
@@ -115,7 +120,11 @@ func run(root, outRel string, libOnly, force bool) error {
 func buildLib(l Libtorch, out string, force bool) error {
 	stampPath := filepath.Join(out, "stamp.json")
 	st, _ := readStamp(stampPath)
-	libKey := l.String() + fmt.Sprint(l.CXX11ABI)
+	pristineHash, err := hashFile(filepath.Join(out, "src", "pristine", generatedFile))
+	if err != nil {
+		return fmt.Errorf("gotch sources: %w (run torchprep without -lib-only first)", err)
+	}
+	libKey := fmt.Sprintf("%s abi=%v src=%s", l, l.CXX11ABI, pristineHash)
 	if !force && st.Torch == libKey {
 		if _, err := os.Stat(filepath.Join(out, "lib", "libtch_gotch.so")); err == nil {
 			logf("library up to date for %s", l)
@@ -212,6 +221,15 @@ func goModVersion(root string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("go.mod has no go line")
+}
+
+func hashFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // prepKey hashes everything the preparation depends on.

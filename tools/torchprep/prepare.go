@@ -127,3 +127,56 @@ func writeStamp(path string, s stamp) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// outSlots is the room patchGo gives each binding's output array: gotch's
+// generated ops return at most 7 tensors (8 bytes each).
+const outSlots = 64
+
+var mallocPatterns = []string{
+	"ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))",
+	"ctensorPtr0 := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))",
+}
+
+// patchGo fixes the output arrays of gotch's generated ops in the copy.
+// Each op allocates its output slots with C.malloc(0) and never frees them:
+// about 80 bytes leak per op call, and an op returning four or more tensors
+// writes past the 24 usable bytes of that block, corrupting the heap. The
+// patch allocates outSlots bytes and frees them when the op returns (the
+// handles are copied out before). It returns the number of sites patched.
+func patchGo(modDir string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(modDir, "ts", "*.go"))
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		lines := strings.Split(string(b), "\n")
+		n := 0
+		for i, line := range lines {
+			code := strings.TrimLeft(line, " \t")
+			for _, pat := range mallocPatterns {
+				if code != pat { // commented-out or other code stays as is
+					continue
+				}
+				indent := line[:len(line)-len(code)]
+				name, _, _ := strings.Cut(pat, " :=")
+				lines[i] = indent + strings.Replace(pat, "C.malloc(0)", fmt.Sprintf("C.malloc(%d)", outSlots), 1) +
+					"\n" + indent + fmt.Sprintf("defer C.free(unsafe.Pointer(%s))", name)
+				n++
+			}
+		}
+		src := strings.Join(lines, "\n")
+		if n == 0 {
+			continue
+		}
+		if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
