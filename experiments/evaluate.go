@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/eval"
+	"github.com/dlmlab/difflm/results"
+	"github.com/dlmlab/difflm/sampling"
+	"github.com/dlmlab/difflm/train"
+)
+
+// evalModel is what the eval package needs to know about the method.
+func (m *method) evalModel(cfg *Config) eval.Model {
+	return eval.Model{Net: m.net, Objective: m.obj, Steps: cfg.Objective.Steps, Process: m.proc,
+		SeqLen: cfg.Data.SeqLen, Device: m.dev}
+}
+
+// quickEval is the trainer's periodic validation: the bound on at most a
+// few batches of the validation split, so it stays cheap.
+func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
+	if corpus.Valid == nil {
+		return nil
+	}
+	ecfg := cfg.Eval
+	ecfg.TDraws = 1
+	if ecfg.MaxBatches == 0 || ecfg.MaxBatches > 4 {
+		ecfg.MaxBatches = 4
+	}
+	return func(step int) (map[string]float64, error) {
+		batches, err := corpus.EvalBatches(corpus.Valid, ecfg.BatchSize)
+		if err != nil {
+			return nil, err
+		}
+		r, err := eval.Bound(context.Background(), m.evalModel(cfg), ecfg, results.TaskValid, batches)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]float64{"loss": r.NLL, "ppl_bound": r.Value}, nil
+	}
+}
+
+// evaluate computes every configured evaluation and records it: the bound
+// on the validation and test splits, zero-shot bounds on other corpora,
+// and LAMBADA (bound and last-word accuracy).
+func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
+	em := m.evalModel(cfg)
+	var rows []results.Evaluation
+	add := func(es ...results.Evaluation) {
+		for _, e := range es {
+			e.RunID = runID
+			rows = append(rows, e)
+			slog.Info("eval", "task", e.Task, "metric", e.Metric, "value", e.Value, "stderr", e.Stderr, "n", e.N)
+		}
+	}
+	for _, split := range []struct {
+		task string
+		ds   *data.Dataset
+	}{{results.TaskValid, corpus.Valid}, {"test", corpus.Test}} {
+		if split.ds == nil {
+			continue
+		}
+		batches, err := corpus.EvalBatches(split.ds, cfg.Eval.BatchSize)
+		if err != nil {
+			return err
+		}
+		r, err := eval.Bound(ctx, em, cfg.Eval, split.task, batches)
+		if err != nil {
+			return fmt.Errorf("eval %s: %w", split.task, err)
+		}
+		add(r.Evaluations(split.task)...)
+	}
+	for _, zs := range cfg.Eval.ZeroShot {
+		r, err := eval.ZeroShotBound(ctx, em, cfg.Eval, cfg.Data, corpus.Vocab, zs)
+		if err != nil {
+			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
+		}
+		add(r.Evaluations(zs.Name)...)
+	}
+	exs, err := eval.LoadLambada(cfg.Eval, cfg.Data, corpus.Vocab)
+	if err != nil {
+		return err
+	}
+	if exs != nil {
+		r, err := eval.LambadaBound(ctx, em, cfg.Eval, corpus.Vocab, exs)
+		if err != nil {
+			return fmt.Errorf("eval lambada bound: %w", err)
+		}
+		add(r.Evaluations(results.TaskLAMBADA)...)
+		acc, err := eval.LambadaAccuracy(ctx, em, cfg.Eval, corpus.Vocab, exs)
+		if err != nil {
+			return fmt.Errorf("eval lambada accuracy: %w", err)
+		}
+		add(acc.Evaluation(results.TaskLAMBADA))
+	}
+	return store.AddEvaluations(rows)
+}
+
+// sampleAndScore draws eval.gen_samples sequences for every step count in
+// eval.gen_steps, scores them (generative perplexity under the AR
+// reference when one is named, entropy, distinct-n) and records samples
+// and scores. The first sequence's filmstrip at the largest step count is
+// written to the run folder as text and PNG.
+func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
+	if cfg.Eval.GenSamples == 0 || len(cfg.Eval.GenSteps) == 0 {
+		return nil
+	}
+	name := cfg.Eval.GenSampler
+	if name == "" {
+		name = cfg.Sampling.Sampler
+	}
+	if cfg.Objective.Name == "ar" {
+		name = "ar"
+	}
+	smp, err := sampling.New(name, cfg.Sampling, m.proc, sampling.Net{Model: m.net, Objective: m.obj, Device: m.dev})
+	if err != nil {
+		return err
+	}
+	var ref *eval.Reference
+	if cfg.Eval.ARReference != "" {
+		ref, err = eval.LoadReference(cfg.Eval.ARReference, corpus.Vocab, m.dev)
+		if err != nil {
+			return err
+		}
+		defer ref.Close()
+	}
+	steps := cfg.Eval.GenSteps
+	if name == "ar" {
+		steps = steps[:1] // ar takes one step per token whatever T says
+	}
+	for i, T := range steps {
+		req := cfg.Sampling.Request(cfg.Data.SeqLen, int64(cfg.Seed)+int64(T))
+		req.N, req.Steps = cfg.Eval.GenSamples, T
+		if i == len(steps)-1 {
+			req.Recorder = &sampling.Recorder{Steps: filmSteps(T)}
+		}
+		res, err := smp.Generate(ctx, req)
+		if err != nil {
+			return fmt.Errorf("sample %s T=%d: %w", name, T, err)
+		}
+		g, err := eval.ScoreSamples(ref, res, cfg.Eval.BatchSize)
+		if err != nil {
+			return err
+		}
+		evs := g.Evaluations(name, T)
+		samples := make([]results.Sample, len(res.Tokens))
+		for j, toks := range res.Tokens {
+			samples[j] = results.Sample{RunID: runID, Sampler: name, Steps: T, Idx: j, Text: corpus.Vocab.Decode(toks),
+				Scores: g.Scores(j), ModelCalls: int64(res.ModelCalls), TokensPerS: g.TokensPerS}
+		}
+		for k := range evs {
+			evs[k].RunID = runID
+		}
+		if err := store.AddEvaluations(evs); err != nil {
+			return err
+		}
+		if err := store.AddSamples(samples); err != nil {
+			return err
+		}
+		slog.Info("samples", "sampler", name, "steps", T, "n", len(res.Tokens), "gen_ppl", g.GenPPL,
+			"entropy", g.Entropy, "model_calls", res.ModelCalls, "tokens_per_s", g.TokensPerS)
+		if res.Filmstrip != nil {
+			if err := writeFilmstrip(runDir(cfg), fmt.Sprintf("filmstrip-%s-T%d", name, T), res.Filmstrip, corpus.Vocab); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// filmSteps picks about a dozen frames of a T-step chain.
+func filmSteps(T int) []int {
+	var out []int
+	for k := 0; k <= 12; k++ {
+		out = append(out, k*T/12)
+	}
+	return out
+}
+
+// writeFilmstrip writes the unmasking filmstrip as text (▒ for masks) and
+// as a PNG picture.
+func writeFilmstrip(dir, base string, f *sampling.Filmstrip, vocab *data.Vocab) error {
+	decode := func(ids []int) string { return vocab.Decode(ids) }
+	txt := filepath.Join(dir, base+".txt")
+	if err := os.WriteFile(txt, []byte(f.Text(decode)), 0o644); err != nil {
+		return err
+	}
+	png := filepath.Join(dir, base+".png")
+	out, err := os.Create(png)
+	if err != nil {
+		return err
+	}
+	if err := f.PNG(out, decode, 1200); err != nil {
+		out.Close()
+		return err
+	}
+	slog.Info("filmstrip", "text", txt, "png", png)
+	return out.Close()
+}

@@ -1,0 +1,155 @@
+// Command experiments trains, evaluates, samples and records discrete
+// diffusion language models (and the autoregressive baseline) from one YAML
+// config, and compares the recorded runs.
+//
+//	go run ./experiments -cfg absorbing.yaml              # run: train + eval + sample + record
+//	go run ./experiments -cfg study-cpu                   # a config with sweep: runs every variant
+//	go run ./experiments -cfg absorbing -mode eval        # evaluate the newest checkpoint
+//	go run ./experiments -cfg absorbing -mode sample -n 8 -steps 128 -infill "She [MASK:4] the door."
+//	go run ./experiments -mode report | plot [-sweep NAME]
+//
+// Exit status: 0 on success, 1 on a failed run, 2 on bad usage or config.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/dlmlab/difflm/config"
+)
+
+func init() {
+	// All torch work runs on the main goroutine, pinned to one OS thread
+	// (see torchx.Lock): main's goroutine is locked from init on.
+	runtime.LockOSThread()
+}
+
+// setFlags collects repeated -set key=value overrides.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, " ") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+// options are the command-line flags beyond the config.
+type options struct {
+	cfg, mode, ckpt, sampler, infill, sweep, db, out, runName, variant string
+	n, steps, length, parallel                                        int
+	sets                                                              setFlags
+}
+
+var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench"}
+
+func main() {
+	var o options
+	flag.StringVar(&o.cfg, "cfg", "", "config: a path, or a bare name found in configs/ (default: the built-in default)")
+	flag.StringVar(&o.mode, "mode", "run", "one of "+strings.Join(modes, ", "))
+	flag.Var(&o.sets, "set", "override a config key: -set train.steps=100 (repeatable)")
+	flag.StringVar(&o.ckpt, "ckpt", "", "checkpoint for eval/sample (default: the run's newest)")
+	flag.IntVar(&o.n, "n", 0, "sample: number of sequences (default sampling.samples)")
+	flag.IntVar(&o.steps, "steps", 0, "sample: reverse steps T (default sampling.steps)")
+	flag.IntVar(&o.length, "len", 0, "sample: sequence length (default data.seq_len)")
+	flag.StringVar(&o.sampler, "sampler", "", "sample: sampler name (default sampling.sampler)")
+	flag.StringVar(&o.infill, "infill", "", `sample: text with masked spans, e.g. "She [MASK:4] the door."`)
+	flag.IntVar(&o.parallel, "parallel", 1, "sweep: runs at once")
+	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
+	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
+	flag.StringVar(&o.out, "out", "", "report/plot: output folder (default out_dir/report)")
+	flag.StringVar(&o.runName, "run-name", "", "internal: run name chosen by a sweep")
+	flag.StringVar(&o.variant, "variant", "", "internal: variant label chosen by a sweep")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "experiments:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError marks errors in flags or config (exit status 2).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func run(ctx context.Context, o options) error {
+	known := false
+	for _, m := range modes {
+		known = known || m == o.mode
+	}
+	if !known {
+		return usageError{fmt.Errorf("-mode %q: want one of %s", o.mode, strings.Join(modes, ", "))}
+	}
+	cfg, loaded, err := loadConfig(o.cfg, o.sets)
+	if err != nil {
+		return usageError{err}
+	}
+	if o.runName != "" {
+		cfg.Name = o.runName
+	}
+	if o.db != "" {
+		cfg.DB = o.db
+	}
+	switch o.mode {
+	case "report":
+		return report(cfg, o)
+	case "plot":
+		return plots(cfg, o)
+	case "bench":
+		return bench(ctx, cfg, o)
+	case "sweep":
+		return sweep(ctx, cfg, loaded, o)
+	case "run":
+		if cfg.Sweep.Enabled() && o.runName == "" {
+			return sweep(ctx, cfg, loaded, o)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "# config %s (hash %s)\n%s\n", sourceName(loaded), loaded.Hash, loaded.YAML)
+	switch o.mode {
+	case "train":
+		return experiment(ctx, cfg, loaded, o, stageTrain)
+	case "eval":
+		return experiment(ctx, cfg, loaded, o, stageEval)
+	case "sample":
+		return sampleMode(ctx, cfg, o)
+	}
+	return experiment(ctx, cfg, loaded, o, stageTrain|stageEval|stageSample)
+}
+
+// loadConfig resolves -cfg (a path or a bare name in configs/) and loads it
+// over the built-in defaults with the -set overrides.
+func loadConfig(name string, sets []string) (*Config, config.Loaded, error) {
+	cfg := DefaultConfig()
+	path := ""
+	if name != "" {
+		p, err := config.Resolve(name, []string{"configs"})
+		if err != nil {
+			return nil, config.Loaded{}, err
+		}
+		path = p
+	}
+	loaded, err := config.Load(path, sets, cfg)
+	if err != nil {
+		return nil, config.Loaded{}, err
+	}
+	return cfg, loaded, nil
+}
+
+func sourceName(l config.Loaded) string {
+	if l.Path == "" {
+		return "(built-in default)"
+	}
+	return l.Path
+}

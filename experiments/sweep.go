@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/dlmlab/difflm/config"
+	"github.com/dlmlab/difflm/results"
+)
+
+// sweep runs every planned run of cfg.Sweep that is not finished yet, each
+// as a child process of this binary (so a crash or a leak in one run
+// cannot take the others down), at most o.parallel at once. A killed sweep
+// started again skips finished runs and resumes the unfinished ones from
+// their newest checkpoints; the database upserts keep rows unique.
+func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) error {
+	if !cfg.Sweep.Enabled() {
+		return usageError{fmt.Errorf("config %s has no sweep: block", sourceName(loaded))}
+	}
+	if loaded.Path == "" {
+		return usageError{errors.New("a sweep needs a config file (-cfg)")}
+	}
+	if o.parallel < 1 {
+		return usageError{fmt.Errorf("-parallel %d: want at least 1", o.parallel)}
+	}
+	plan := cfg.Sweep.Plan()
+	db, err := filepath.Abs(dbPath(cfg))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+		return err
+	}
+	store, err := results.Open(db)
+	if err != nil {
+		return err
+	}
+	var todo []PlannedRun
+	for _, r := range plan {
+		st, err := store.RunStatus(r.Name)
+		switch {
+		case err == nil && st == results.StatusFinished:
+			slog.Info("sweep: finished already, skipping", "run", r.Name)
+		case err == nil || errors.Is(err, results.ErrNotFound):
+			todo = append(todo, r)
+		default:
+			store.Close()
+			return err
+		}
+	}
+	store.Close()
+	slog.Info("sweep", "name", cfg.Sweep.Name, "runs", len(plan), "to_do", len(todo), "parallel", o.parallel, "db", db)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	threads := cfg.Threads
+	if threads == 0 && o.parallel > 1 {
+		threads = max(1, runtime.NumCPU()/o.parallel)
+	}
+
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, o.parallel)
+		began  = time.Now()
+		done   int
+	)
+	for _, r := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(r PlannedRun) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			args := []string{"-cfg", loaded.Path, "-mode", "run", "-run-name", r.Name, "-variant", r.Variant,
+				"-sweep", cfg.Sweep.Name, "-db", db}
+			sets := append(append([]string{}, r.Sets...), o.sets...)
+			if threads > 0 {
+				sets = append(sets, fmt.Sprintf("threads=%d", threads))
+			}
+			for _, s := range sets {
+				args = append(args, "-set", s)
+			}
+			err := runChild(ctx, self, args, r, cfg, o.parallel > 1)
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			if err != nil {
+				failed = append(failed, r.Name)
+				slog.Error("sweep: run failed", "run", r.Name, "err", err)
+			}
+			slog.Info("sweep progress", "done", done, "of", len(todo), "elapsed", time.Since(began).Round(time.Second),
+				"eta", eta(time.Since(began), done, len(todo)))
+		}(r)
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return fmt.Errorf("sweep %s interrupted after %d of %d runs; start it again to finish", cfg.Sweep.Name, done, len(todo))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("sweep %s: %d run(s) failed: %v", cfg.Sweep.Name, len(failed), failed)
+	}
+	return nil
+}
+
+// runChild runs one planned run. Alone, its output goes to the terminal;
+// in parallel, to <run dir>/log.txt. On cancellation the child gets
+// SIGINT, so its trainer writes a checkpoint before it exits.
+func runChild(ctx context.Context, self string, args []string, r PlannedRun, cfg *Config, quiet bool) error {
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	var out io.Writer = os.Stderr
+	if quiet {
+		dir := filepath.Join(cfg.OutDir, filepath.FromSlash(r.Name))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "log.txt"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+		slog.Info("sweep: started", "run", r.Name, "log", f.Name())
+	} else {
+		slog.Info("sweep: started", "run", r.Name)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd.Run()
+}
+
+func eta(elapsed time.Duration, done, total int) time.Duration {
+	if done == 0 {
+		return 0
+	}
+	return (elapsed / time.Duration(done) * time.Duration(total-done)).Round(time.Second)
+}
