@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dlmlab/difflm/results"
+)
+
+// These tests run the real command as a user would: a built binary, a
+// config file, a database in a temporary folder. Each run is tiny (a few
+// training steps of the tiny model on a trimmed vocabulary).
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "experiments")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func dataDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("DATA_DIR"); d != "" {
+		return d
+	}
+	d, _ := filepath.Abs("../../shared/data")
+	if _, err := os.Stat(filepath.Join(d, "tinyshakespeare/input.txt")); err != nil {
+		t.Skipf("no data: set DATA_DIR (looked in %s)", d)
+	}
+	return d
+}
+
+// tinySweep is two variants × one seed, a handful of steps each.
+func tinySweep(t *testing.T, dir string, variants string) string {
+	t.Helper()
+	cfg := `name: e2e
+out_dir: ` + dir + `
+threads: 1
+data:
+  dir: ` + dataDir(t) + `
+  train: [tinyshakespeare/input.txt]
+  seq_len: 32
+  vocab_size: 256
+  cache_dir: ` + filepath.Join(dir, "cache") + `
+model:
+  preset: tiny
+train:
+  steps: 6
+  warmup: 2
+  batch_size: 4
+  ckpt_every: 3
+  eval_every: 3
+  log_every: 2
+eval:
+  t_draws: 2
+  batch_size: 4
+  max_batches: 2
+  lambada_limit: 4
+  zero_shot: []
+  gen_steps: [4, 8]
+  gen_samples: 2
+sampling:
+  batch_size: 2
+sweep:
+  name: e2e
+  variants:
+` + variants
+	p := filepath.Join(dir, "sweep.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const twoVariants = `    - name: mdlm
+      set: [process.name=absorbing, objective.name=mdlm, sampling.sampler=ancestral-cached]
+    - name: ar
+      set: [process.name=none, objective.name=ar, sampling.sampler=ar]
+`
+
+func runCmd(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, tail(errOut.String(), 3000))
+	}
+	return out.String() + errOut.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestSweepEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := tinySweep(t, dir, twoVariants)
+	runCmd(t, bin, "-cfg", cfg)
+
+	store, err := results.Open(filepath.Join(dir, "results.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(results.RunFilter{Sweep: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("%d runs recorded, want 2", len(runs))
+	}
+	for _, r := range runs {
+		if r.Status != results.StatusFinished {
+			t.Errorf("run %s: status %s (%s)", r.Name, r.Status, r.Error)
+		}
+		pts, err := store.Metrics(r.ID, "loss")
+		if err != nil || len(pts) == 0 {
+			t.Errorf("run %s: no loss metrics (%v)", r.Name, err)
+		}
+		evs, err := store.Evaluations([]int64{r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, e := range evs {
+			have[e.Task+"/"+e.Metric] = true
+		}
+		for _, want := range []string{"valid/ppl_bound", "test/ppl_bound", "lambada/ppl_bound", "lambada/accuracy"} {
+			if !have[want] {
+				t.Errorf("run %s: no %s evaluation (have %v)", r.Name, want, have)
+			}
+		}
+		samples, err := store.Samples(r.ID)
+		if err != nil || len(samples) == 0 {
+			t.Errorf("run %s: no samples (%v)", r.Name, err)
+		}
+	}
+
+	rep := runCmd(t, bin, "-cfg", cfg, "-mode", "report")
+	for _, want := range []string{"mdlm", "ar", "ppl_bound"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report", "e2e", "report.md"))
+	if err != nil || !strings.Contains(string(md), "| mdlm") {
+		t.Errorf("report.md missing or without the mdlm row: %v\n%s", err, md)
+	}
+
+	plotOut, err := exec.Command(bin, "-cfg", cfg, "-mode", "plot").Output()
+	if err != nil {
+		t.Fatalf("plot: %v", err)
+	}
+	files := strings.Fields(string(plotOut))
+	var pngs, svgs int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch filepath.Ext(f) {
+		case ".png":
+			pngs++
+			if _, err := png.Decode(bytes.NewReader(b)); err != nil {
+				t.Errorf("%s: not a PNG: %v", f, err)
+			}
+		case ".svg":
+			svgs++
+			var root struct{ XMLName xml.Name }
+			if err := xml.Unmarshal(b, &root); err != nil || root.XMLName.Local != "svg" {
+				t.Errorf("%s: not an SVG (%v, root %q)", f, err, root.XMLName.Local)
+			}
+		}
+	}
+	if pngs == 0 || pngs != svgs {
+		t.Errorf("plots: %d PNG and %d SVG files: %v", pngs, svgs, files)
+	}
+}
+
+// TestSweepKilledAndRestarted kills a sweep (SIGKILL, no chance to clean
+// up) once its first run has finished, starts it again, and checks that
+// every run finishes and nothing is recorded twice.
+func TestSweepKilledAndRestarted(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := tinySweep(t, dir, twoVariants+`    - name: mdlm2
+      set: [process.name=absorbing, objective.name=mdlm, sampling.sampler=ancestral]
+`)
+	cmd := exec.Command(bin, "-cfg", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill the children too
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "results.db")
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if n := finishedRuns(t, db); n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Fatalf("no run finished in time:\n%s", tail(out.String(), 3000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	before := evaluationCounts(t, db)
+
+	again := runCmd(t, bin, "-cfg", cfg)
+	if !strings.Contains(again, "finished already, skipping") {
+		t.Errorf("restart did not skip the finished run:\n%s", tail(again, 2000))
+	}
+	if n := finishedRuns(t, db); n != 3 {
+		t.Fatalf("%d runs finished after the restart, want 3", n)
+	}
+	after := evaluationCounts(t, db)
+	for name, n := range before {
+		if after[name] != n {
+			t.Errorf("run %s: %d evaluation rows before the restart, %d after", name, n, after[name])
+		}
+	}
+	// A third start has nothing to do.
+	runCmd(t, bin, "-cfg", cfg)
+	if final := evaluationCounts(t, db); len(final) != 3 {
+		t.Errorf("evaluation rows for %d runs, want 3", len(final))
+	}
+}
+
+func finishedRuns(t *testing.T, db string) int {
+	if _, err := os.Stat(db); err != nil {
+		return 0
+	}
+	store, err := results.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(results.RunFilter{Status: []results.Status{results.StatusFinished}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(runs)
+}
+
+// evaluationCounts maps each finished run to its number of evaluation rows.
+func evaluationCounts(t *testing.T, db string) map[string]int {
+	store, err := results.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(results.RunFilter{Status: []results.Status{results.StatusFinished}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, r := range runs {
+		evs, err := store.Evaluations([]int64{r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[r.Name] = len(evs)
+	}
+	return out
+}
