@@ -101,8 +101,9 @@ func (s schema) closest(key string) string {
 	best, bestD := "", 1<<30
 	for _, k := range keys {
 		d := levenshtein(key, k)
-		// A key in the wrong section ("steps" for "train.steps") is close too.
-		if i := strings.LastIndex(k, "."); i >= 0 && k[i+1:] == key {
+		// A key in the wrong section ("steps" for "train.steps", or
+		// "train.device" for "device") is close too.
+		if lastPart(k) == lastPart(key) {
 			d = 1
 		}
 		if d < bestD {
@@ -113,6 +114,13 @@ func (s schema) closest(key string) string {
 		return ""
 	}
 	return best
+}
+
+func lastPart(k string) string {
+	if i := strings.LastIndex(k, "."); i >= 0 {
+		return k[i+1:]
+	}
+	return k
 }
 
 func levenshtein(a, b string) int {
