@@ -52,7 +52,7 @@ bench: setup
 	$(GO) run ./experiments -mode bench
 
 data:
-	$(GO) run ./cmd/datafetch
+	$(GO) run ./cmd/datafetch -dir $(DATA_DIR)
 
 clean-torch:
 	rm -rf .torch go.work go.work.sum
