@@ -1,0 +1,195 @@
+package models
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+
+	"github.com/dlmlab/difflm/torchx"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Spec says what the surrounding method needs from the network.
+type Spec struct {
+	VocabIn  int  // input states (absorbing processes add the mask state)
+	VocabOut int  // logits per position
+	Causal   bool // attend only to earlier positions (the AR baseline)
+	TimeCond bool // take noise levels σ through adaLN (SEDD, D3PM)
+}
+
+// Transformer is the DiT-style backbone of MDLM and SEDD:
+//
+//	h = embed(x)                      token embedding, no absolute positions
+//	c = timeEmbed(σ)                  only with Spec.TimeCond
+//	h = block_i(h, c)  for each layer rotary attention + GELU MLP, adaLN(c)
+//	logits = proj(modulate(norm(h), c))
+//
+// Parameters (names as in checkpoints): embed.weight; time.fc{1,2}.*;
+// blocks.N.{norm1,norm2}.weight, blocks.N.attn.{qkv,out}.weight,
+// blocks.N.mlp.fc{1,2}.{weight,bias}, blocks.N.ada.*; output.norm.weight,
+// output.ada.*, output.proj.{weight,bias}. The output projection is untied
+// from the embedding and starts as normal(0, 0.02) like GPT-2 (not zero
+// like MDLM's DDiT), so the first loss is ≈ ln V but not exactly.
+type Transformer struct {
+	cfg    Config // resolved
+	spec   Spec
+	embed  *ts.Tensor // [VocabIn, W]
+	time   *timeEmbed // nil without time conditioning
+	blocks []*block
+	output outputLayer
+	rope   rotary
+	counts paramCounts
+}
+
+// paramCounts splits the parameter count the way a reader of a results
+// table wants it: vocabulary-sized parts apart from the rest.
+type paramCounts struct {
+	embedding, time, blocks, output int64
+}
+
+// New creates the network's parameters under p, on p's device.
+func New(p *nn.Path, cfg Config, spec Spec) (*Transformer, error) {
+	cfg, err := cfg.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	if spec.VocabIn < 1 || spec.VocabOut < 1 {
+		return nil, fmt.Errorf("models: spec with vocab_in %d and vocab_out %d, want positive sizes", spec.VocabIn, spec.VocabOut)
+	}
+	device := p.Device()
+	if cfg.Attention == "fused" {
+		if err := probeFused(device); err != nil {
+			return nil, err
+		}
+	}
+	m := &Transformer{cfg: cfg, spec: spec, rope: newRotary(cfg.MaxLen, cfg.headDim(), device)}
+	var ps params
+	m.embed = ps.new(p.Sub("embed"), "weight", []int64{int64(spec.VocabIn), int64(cfg.Width)}, nn.NewRandnInit(0, 0.02))
+	m.counts.embedding = ps.n
+	if spec.TimeCond {
+		t := ps.newTimeEmbed(p.Sub("time"), cfg.CondDim, device)
+		m.time = &t
+	}
+	m.counts.time = ps.n - m.counts.embedding
+	for i := range cfg.Layers {
+		m.blocks = append(m.blocks, ps.newBlock(p.Sub("blocks").Sub(strconv.Itoa(i)), cfg, spec.TimeCond))
+	}
+	m.counts.blocks = ps.n - m.counts.embedding - m.counts.time
+	m.output = ps.newOutputLayer(p.Sub("output"), cfg, spec)
+	m.counts.output = ps.n - m.counts.embedding - m.counts.time - m.counts.blocks
+	if ps.err != nil {
+		return nil, fmt.Errorf("models: new transformer: %w", ps.err)
+	}
+	c := m.counts
+	slog.Info("model parameters", "preset", cfg.Preset, "embedding", c.embedding, "time", c.time,
+		"blocks", c.blocks, "output", c.output, "total", m.NumParams())
+	return m, nil
+}
+
+// Spec returns the spec the model was built for.
+func (m *Transformer) Spec() Spec { return m.spec }
+
+// NumParams counts the trainable parameters.
+func (m *Transformer) NumParams() int64 {
+	c := m.counts
+	return c.embedding + c.time + c.blocks + c.output
+}
+
+// Forward maps token ids x [B,L] (int64) and, iff spec.TimeCond, noise
+// levels sigma [B] (float32; nil otherwise) to logits [B,L,VocabOut]
+// float32. Dropout is active only when train is true. Every intermediate
+// is freed before it returns; autograd keeps what backward needs.
+func (m *Transformer) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	return m.forward(x, sigma, train, nil)
+}
+
+// forward is Forward with an optional KV cache (see ForwardCached).
+func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
+	ps := &pass{rope: m.rope, offset: cache.Len(), train: train}
+	l := m.checkInputs(x, sigma, ps.offset)
+	if m.spec.Causal && l > 1 {
+		ps.mask = s.T(causalMask(l, ps.offset, x.MustDevice()))
+	}
+	if m.time != nil {
+		ps.cond = s.T(m.time.forward(sigma))
+	}
+	h := s.T(ts.MustEmbedding(m.embed, x, -1, false, false))
+	for i, b := range m.blocks {
+		h = s.T(b.forward(h, ps, cache.layer(i)))
+	}
+	return m.output.forward(h, ps.cond)
+}
+
+// pass is what every block of one forward pass shares.
+type pass struct {
+	cond   *ts.Tensor // time features [B, cond_dim], nil without time conditioning
+	rope   rotary
+	offset int        // position of the first token (cached tokens before it)
+	mask   *ts.Tensor // additive causal mask [l, offset+l], nil if not causal or l = 1
+	train  bool
+}
+
+// causalMask is 0 where query i (at position offset+i) may see key j and
+// −inf where j > offset+i.
+func causalMask(l, offset int, device gotch.Device) *ts.Tensor {
+	full := ts.MustFull([]int64{int64(l), int64(offset + l)}, ts.FloatScalar(math.Inf(-1)), gotch.Float, device)
+	return full.MustTriu(int64(offset+1), true)
+}
+
+// checkInputs panics on inputs that break Forward's contract (programming
+// errors, not data errors) and returns the sequence length.
+func (m *Transformer) checkInputs(x, sigma *ts.Tensor, offset int) int {
+	size := x.MustSize()
+	if len(size) != 2 || x.DType() != gotch.Int64 {
+		panic(fmt.Sprintf("models: x must be int64 [B, L], got %v %v", x.DType(), size))
+	}
+	if l := int(size[1]); offset+l > m.cfg.MaxLen {
+		panic(fmt.Sprintf("models: positions up to %d exceed model.max_len %d", offset+l, m.cfg.MaxLen))
+	}
+	switch {
+	case m.spec.TimeCond && sigma == nil:
+		panic("models: a time-conditioned model needs sigma")
+	case !m.spec.TimeCond && sigma != nil:
+		panic("models: sigma given to a model without time conditioning")
+	case sigma != nil:
+		if s := sigma.MustSize(); len(s) != 1 || s[0] != size[0] || sigma.DType() != gotch.Float {
+			panic(fmt.Sprintf("models: sigma must be float32 [%d], got %v %v", size[0], sigma.DType(), s))
+		}
+	}
+	return int(size[1])
+}
+
+// outputLayer is the final norm (adaLN-modulated with time conditioning)
+// and the untied projection to logits.
+type outputLayer struct {
+	norm layerNorm
+	ada  *linear // cond → shift, scale; zero at init; nil without time conditioning
+	proj linear
+}
+
+func (ps *params) newOutputLayer(p *nn.Path, cfg Config, spec Spec) outputLayer {
+	o := outputLayer{
+		norm: ps.newLayerNorm(p.Sub("norm"), cfg.Width),
+		proj: ps.newLinear(p.Sub("proj"), cfg.Width, spec.VocabOut, 0.02, true),
+	}
+	if spec.TimeCond {
+		ada := ps.newLinear(p.Sub("ada"), cfg.CondDim, 2*cfg.Width, 0, true)
+		o.ada = &ada
+	}
+	return o
+}
+
+func (o outputLayer) forward(h, cond *ts.Tensor) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
+	var mod *modulation
+	if o.ada != nil {
+		mod = &modulations(s, *o.ada, cond, 1, false)[0]
+	}
+	return o.proj.forward(s.T(mod.apply(o.norm.forward(h))))
+}
