@@ -30,7 +30,7 @@ import (
 
 // format changes whenever the preparation itself changes, so stale
 // preparations are redone.
-const format = "torchprep-5"
+const format = "torchprep-6"
 
 func main() {
 	root := flag.String("root", ".", "repository root (holds go.mod)")
@@ -98,7 +98,7 @@ func run(root, outRel string, libOnly, force bool) error {
 	if err != nil {
 		return fmt.Errorf("patch gotch: %w", err)
 	}
-	logf("patched %d output-array allocations in gotch's Go bindings (leak and overflow of C.malloc(0))", patched)
+	logf("patched gotch's Go bindings in %d places (C.malloc(0) output arrays: leak and overflow; 100 kB per-tensor ballast)", patched)
 	goVer, err := goModVersion(root)
 	if err != nil {
 		return err
