@@ -1,0 +1,200 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/results"
+	"github.com/dlmlab/difflm/torchx"
+)
+
+// LoadLambada reads the passages cfg.Lambada names (relative to the run's
+// data folder), the first cfg.LambadaLimit of them when that is set. It
+// returns nil when LAMBADA is off (cfg.Lambada is "").
+func LoadLambada(cfg Config, runData data.Config, vocab *data.Vocab) ([]data.LambadaExample, error) {
+	if cfg.Lambada == "" {
+		return nil, nil
+	}
+	path := cfg.Lambada
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dataDir(runData), path)
+	}
+	exs, err := data.LoadLambada(path, vocab)
+	if err != nil {
+		return nil, fmt.Errorf("eval.lambada: %w", err)
+	}
+	if cfg.LambadaLimit > 0 && cfg.LambadaLimit < len(exs) {
+		exs = exs[:cfg.LambadaLimit]
+	}
+	return exs, nil
+}
+
+// dataDir is the folder relative data paths start from, as the data
+// package resolves it.
+func dataDir(c data.Config) string {
+	if c.Dir != "" {
+		return c.Dir
+	}
+	return data.DefaultDir()
+}
+
+// LambadaBound is the perplexity bound over the passages as the MDLM and
+// SEDD tables report it: every passage's tokens followed by EOS, all
+// concatenated and cut into blocks of the model's length L (the last one
+// padded, its padding not scored).
+func LambadaBound(ctx context.Context, m Model, cfg Config, vocab *data.Vocab, exs []data.LambadaExample) (Result, error) {
+	if len(exs) == 0 {
+		return Result{}, fmt.Errorf("eval %s: no passages", results.TaskLAMBADA)
+	}
+	docs := make([][]int, len(exs))
+	for i, ex := range exs {
+		docs[i] = slices.Concat(ex.ContextIDs, ex.TargetIDs)
+	}
+	return Bound(ctx, m, cfg, results.TaskLAMBADA, packWrap(docs, vocab.EOS(), m.SeqLen, cfg.BatchSize))
+}
+
+// Accuracy is a fraction of items answered correctly, with its binomial
+// standard error √(p(1−p)/N).
+type Accuracy struct {
+	Value, Stderr float64
+	Correct, N    int
+}
+
+func newAccuracy(correct, n int) Accuracy {
+	p := float64(correct) / float64(n)
+	return Accuracy{Value: p, Stderr: math.Sqrt(p * (1 - p) / float64(n)), Correct: correct, N: n}
+}
+
+// LambadaAccuracy is last-word accuracy: the model fills the target
+// word's tokens given the context, and a fill is correct when its decoded
+// text, stripped of surrounding whitespace, is exactly the target word.
+//
+// Each passage becomes context · target · EOS, the context cut on the left
+// so that the whole fits the model's length L. The EOS says, as in the
+// packed passages of LambadaBound, that the word ends the passage; causal
+// models never see it. fillSpans says how the tokens are chosen. Passages
+// of equal length share batches, so no padding enters any network call.
+func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab, exs []data.LambadaExample) (Accuracy, error) {
+	torchx.Lock()
+	if err := m.check(); err != nil {
+		return Accuracy{}, err
+	}
+	if len(exs) == 0 {
+		return Accuracy{}, fmt.Errorf("eval %s accuracy: no passages", results.TaskLAMBADA)
+	}
+	rows := make([]span, len(exs))
+	for i, ex := range exs {
+		k := len(ex.TargetIDs)
+		room := m.SeqLen - k - 1
+		if room < 1 {
+			return Accuracy{}, fmt.Errorf("eval %s accuracy: passage %d has a target of %d tokens, too long for sequences of %d", results.TaskLAMBADA, i, k, m.SeqLen)
+		}
+		left := ex.ContextIDs[max(0, len(ex.ContextIDs)-room):]
+		rows[i] = span{ids: slices.Concat(left, ex.TargetIDs, []int{vocab.EOS()}), start: len(left), k: k}
+	}
+	groups := byLength(len(rows), func(i int) int { return len(rows[i].ids) }, cfg.BatchSize)
+	torchx.Seed(cfg.Seed)
+	prog := newProgress(results.TaskLAMBADA+" accuracy", len(groups), cfg.LogEvery)
+	correct := 0
+	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
+			return Accuracy{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
+		}
+		batch := make([]span, len(g))
+		for j, i := range g {
+			batch[j] = rows[i]
+		}
+		filled, err := fillSpans(m, batch)
+		if err != nil {
+			return Accuracy{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
+		}
+		for j, i := range g {
+			r := rows[i]
+			if strings.TrimSpace(vocab.Decode(filled[j][r.start:r.start+r.k])) == exs[i].Target {
+				correct++
+			}
+		}
+		prog.step()
+	}
+	acc := newAccuracy(correct, len(rows))
+	prog.finish("accuracy", acc.Value, "correct", correct, "passages", len(rows))
+	return acc, nil
+}
+
+// byLength groups the indices 0..n−1 into batches of at most size items
+// of equal length, in order of length and then index.
+func byLength(n int, length func(int) int, size int) [][]int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return length(a) - length(b) })
+	var groups [][]int
+	for _, i := range idx {
+		last := len(groups) - 1
+		if last < 0 || len(groups[last]) == size || length(groups[last][0]) != length(i) {
+			groups = append(groups, nil)
+			last++
+		}
+		groups[last] = append(groups[last], i)
+	}
+	return groups
+}
+
+// blocks are packed token blocks served as batches (Batches).
+type blocks struct {
+	tokens [][]int64
+	mask   [][]float32
+	size   int // batch size
+	next   int
+}
+
+// packWrap packs documents as data's wrap mode does: each followed by EOS,
+// all concatenated and cut every L tokens, the last block padded with EOS
+// at mask 0.
+func packWrap(docs [][]int, eos, L, batchSize int) *blocks {
+	var stream []int64
+	for _, d := range docs {
+		for _, id := range d {
+			stream = append(stream, int64(id))
+		}
+		stream = append(stream, int64(eos))
+	}
+	b := &blocks{size: batchSize}
+	for at := 0; at < len(stream); at += L {
+		toks, mask := make([]int64, L), make([]float32, L)
+		for j := range L {
+			toks[j] = int64(eos)
+			if at+j < len(stream) {
+				toks[j], mask[j] = stream[at+j], 1
+			}
+		}
+		b.tokens, b.mask = append(b.tokens, toks), append(b.mask, mask)
+	}
+	return b
+}
+
+// NumBlocks is the number of blocks, for progress lines.
+func (b *blocks) NumBlocks() int64 { return int64(len(b.tokens)) }
+
+// Next returns the next batch of blocks, io.EOF after the last.
+func (b *blocks) Next() (data.Batch, error) {
+	if b.next >= len(b.tokens) {
+		return data.Batch{}, io.EOF
+	}
+	end := min(b.next+b.size, len(b.tokens))
+	L := len(b.tokens[0])
+	out := data.Batch{B: end - b.next, L: L, Rows: end - b.next}
+	for i := b.next; i < end; i++ {
+		out.Tokens = append(out.Tokens, b.tokens[i]...)
+		out.Mask = append(out.Mask, b.mask[i]...)
+	}
+	b.next = end
+	return out, nil
+}

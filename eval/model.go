@@ -1,0 +1,88 @@
+package eval
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/losses"
+)
+
+// Model is a trained network with what evaluation must know about it.
+type Model struct {
+	Net       losses.Net
+	Objective losses.Objective
+	// Steps is objective.steps: T of a discrete-time bound, 0 for
+	// continuous time. Only ExactSteps needs it.
+	Steps int
+	// Process is the forward process the network was trained with; nil
+	// for ar.
+	Process forward.Process
+	// SeqLen is L, the block length the model was trained on: LAMBADA
+	// passages are packed and truncated to it.
+	SeqLen int
+	// Device is where the network's parameters live; inputs are built
+	// there. The zero value means the CPU.
+	Device gotch.Device
+}
+
+// check reports a Model that cannot be evaluated.
+func (m Model) check() error {
+	switch {
+	case m.Net == nil || m.Objective == nil:
+		return fmt.Errorf("eval: model without network or objective")
+	case m.isAR() && m.Process != nil:
+		return fmt.Errorf("eval: objective ar takes no forward process, got %s", m.Process.Name())
+	case !m.isAR() && m.Process == nil:
+		return fmt.Errorf("eval: objective %s needs its forward process", m.Objective.Name())
+	case m.SeqLen < 2:
+		return fmt.Errorf("eval: sequence length %d, want at least 2", m.SeqLen)
+	}
+	return nil
+}
+
+func (m Model) isAR() bool { return m.Objective.Name() == "ar" }
+
+// discrete reports whether the bound is a sum over T steps that can be
+// computed exactly: d3pm, and mdlm in its finite-T form.
+func (m Model) discrete() bool {
+	switch m.Objective.Name() {
+	case "d3pm":
+		return true
+	case "mdlm":
+		return m.Steps > 0
+	}
+	return false
+}
+
+// vocab is V, the number of real tokens.
+func (m Model) vocab() int {
+	if m.Process != nil {
+		return m.Process.Vocab()
+	}
+	return m.Objective.Spec().VocabOut
+}
+
+func (m Model) device() gotch.Device { return orCPU(m.Device) }
+
+// orCPU is d, or the CPU for the zero Device.
+func orCPU(d gotch.Device) gotch.Device {
+	if d.Name == "" {
+		return gotch.CPU
+	}
+	return d
+}
+
+// tokensTensor is rows of token ids as an int64 [B,L] tensor on device.
+func tokensTensor(rows [][]int, device gotch.Device) *ts.Tensor {
+	flat := make([]int64, 0, len(rows)*len(rows[0]))
+	for _, r := range rows {
+		for _, id := range r {
+			flat = append(flat, int64(id))
+		}
+	}
+	shape := []int64{int64(len(rows)), int64(len(rows[0]))}
+	return ts.MustOfSlice(flat).MustView(shape, true).MustTo(device, true)
+}

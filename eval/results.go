@@ -1,0 +1,58 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/dlmlab/difflm/results"
+)
+
+// MetricEntropy names the mean per-sample unigram entropy (nats), which
+// results/names.go does not define (yet): the store takes any name.
+const MetricEntropy = "entropy"
+
+// MetricDistinct names the mean per-sample distinct-n: distinct_1 … distinct_4.
+func MetricDistinct(n int) string { return fmt.Sprintf("distinct_%d", n) }
+
+// Evaluations are the rows of a bound for task (RunID left 0 for the
+// caller): the perplexity bound and the NLL in nats per token, each with
+// its standard error, N = tokens scored.
+func (r Result) Evaluations(task string) []results.Evaluation {
+	return []results.Evaluation{
+		{Task: task, Metric: results.MetricPPLBound, Value: r.Value, Stderr: r.Stderr, N: r.Tokens},
+		{Task: task, Metric: results.MetricNLL, Value: r.NLL, Stderr: r.NLLStderr, N: r.Tokens},
+	}
+}
+
+// Evaluation is the row of an accuracy for task, N = passages.
+func (a Accuracy) Evaluation(task string) results.Evaluation {
+	return results.Evaluation{Task: task, Metric: results.MetricAccuracy, Value: a.Value, Stderr: a.Stderr, N: int64(a.N)}
+}
+
+// Evaluations are the rows of one point of the generation sweep (task
+// gen, params steps and sampler): generative perplexity (when there was a
+// reference), entropy, distinct-1..4, model calls and tokens per second.
+func (g GenScores) Evaluations(sampler string, steps int) []results.Evaluation {
+	params := map[string]any{results.ParamSteps: steps, results.ParamSampler: sampler}
+	row := func(metric string, v, se float64, n int64) results.Evaluation {
+		return results.Evaluation{Task: results.TaskGen, Metric: metric, Value: v, Stderr: se, N: n, Params: params}
+	}
+	n, none := int64(g.Samples), math.NaN()
+	var out []results.Evaluation
+	if !math.IsNaN(g.GenPPL) {
+		out = append(out, row(results.MetricGenPPL, g.GenPPL, g.GenPPLStderr, g.Tokens))
+	}
+	out = append(out, row(MetricEntropy, g.Entropy, g.EntropyStderr, n))
+	for k, d := range g.Distinct {
+		out = append(out, row(MetricDistinct(k+1), d, none, n))
+	}
+	return append(out,
+		row(results.MetricModelCalls, float64(g.ModelCalls), none, n),
+		row(results.MetricTokensPerS, g.TokensPerS, none, g.Tokens))
+}
+
+// Scores are sample i's per-sample scores, for results.Sample.Scores.
+func (g GenScores) Scores(i int) map[string]float64 {
+	s := g.PerSample[i]
+	return map[string]float64{results.MetricGenPPL: s.GenPPL, results.MetricNLL: s.NLL, MetricEntropy: s.Entropy}
+}

@@ -1,0 +1,120 @@
+package losses
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Config is the `objective:` section of a run configuration.
+type Config struct {
+	// Name is mdlm|d3pm|sedd|ar.
+	Name string `mapstructure:"name"`
+	// Steps is T of the discrete-time bounds: d3pm needs T ≥ 1, mdlm
+	// takes T ≥ 1 for its finite-T form or 0 for continuous time, sedd
+	// and ar take only 0.
+	Steps int `mapstructure:"steps"`
+	// HybridLambda is λ of D3PM's hybrid loss L_vb + λ·CE (d3pm only).
+	HybridLambda float64 `mapstructure:"hybrid_lambda"`
+	// D3PMForm is proportional (D3PM's p_θ ∝ Q_t[·,x_t] ⊙ p̃·Q̄_s) or
+	// mixture (Σ_v p̃(v)·q(x_s|x_t,v)); see forward.Form.
+	D3PMForm string `mapstructure:"d3pm_form"`
+	// TSampling is how Loss draws one time per sequence: uniform (i.i.d.)
+	// or antithetic (t_b = (u + b/B) mod 1, one u per batch: a
+	// low-discrepancy draw with lower variance).
+	TSampling string `mapstructure:"t_sampling"`
+}
+
+// DefaultConfig is MDLM in continuous time.
+func DefaultConfig() Config {
+	return Config{Name: "mdlm", HybridLambda: 0.01, D3PMForm: "proportional", TSampling: "antithetic"}
+}
+
+var (
+	objectiveNames = []string{"mdlm", "d3pm", "sedd", "ar"}
+	processNames   = []string{"absorbing", "uniform", "embedding", "none"}
+	d3pmForms      = []string{"proportional", "mixture"}
+	tSamplings     = []string{"uniform", "antithetic"}
+)
+
+// Validate checks every key and reports all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("objective.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	oneOf := func(key, v string, allowed []string) {
+		if !slices.Contains(allowed, v) {
+			bad(key, "%q is not one of %s", v, strings.Join(allowed, "|"))
+		}
+	}
+	oneOf("name", c.Name, objectiveNames)
+	switch {
+	case c.Steps < 0:
+		bad("steps", "%d is negative", c.Steps)
+	case c.Name == "d3pm" && c.Steps == 0:
+		bad("steps", "d3pm is discrete-time and needs steps ≥ 1, got 0")
+	case c.Name == "sedd" && c.Steps != 0:
+		bad("steps", "sedd is continuous-time only (steps: 0), got %d", c.Steps)
+	case c.Name == "ar" && c.Steps != 0:
+		bad("steps", "ar has no diffusion steps (steps: 0), got %d", c.Steps)
+	}
+	if !(c.HybridLambda >= 0) || math.IsInf(c.HybridLambda, 1) {
+		bad("hybrid_lambda", "%v must be a finite number ≥ 0", c.HybridLambda)
+	}
+	oneOf("d3pm_form", c.D3PMForm, d3pmForms)
+	oneOf("t_sampling", c.TSampling, tSamplings)
+	return errors.Join(errs...)
+}
+
+// ValidatePair says whether objective objectiveName is defined for
+// process processName (a process.name value, "none" for no process). The
+// config loader calls it before anything is built.
+func ValidatePair(processName, objectiveName string) error {
+	if !slices.Contains(processNames, processName) {
+		return fmt.Errorf("process.name: %q is not one of %s", processName, strings.Join(processNames, "|"))
+	}
+	switch objectiveName {
+	case "mdlm":
+		if processName != "absorbing" {
+			return fmt.Errorf("objective.name: mdlm needs process.name: absorbing, got %s", processName)
+		}
+	case "d3pm", "sedd":
+		if processName == "none" {
+			return fmt.Errorf("objective.name: %s needs a process (process.name: absorbing|uniform|embedding), got none", objectiveName)
+		}
+	case "ar":
+		if processName != "none" {
+			return fmt.Errorf("objective.name: ar takes no process (process.name: none), got %s", processName)
+		}
+	default:
+		return fmt.Errorf("objective.name: %q is not one of %s", objectiveName, strings.Join(objectiveNames, "|"))
+	}
+	return nil
+}
+
+// SpecFor is the network an (objective, process) pair needs over V real
+// tokens. mdlm: input V+1 (mask), output V (SUBS: no mask logit); d3pm:
+// input N states, output V clean tokens, time input; sedd: input and output
+// N (a log-score per state), time input; ar: input V+1 (BOS = V), output V,
+// causal.
+func SpecFor(processName, objectiveName string, V int) (NetSpec, error) {
+	if err := ValidatePair(processName, objectiveName); err != nil {
+		return NetSpec{}, err
+	}
+	n := V
+	if processName == "absorbing" {
+		n = V + 1
+	}
+	switch objectiveName {
+	case "mdlm":
+		return NetSpec{VocabIn: V + 1, VocabOut: V}, nil
+	case "d3pm":
+		return NetSpec{VocabIn: n, VocabOut: V, TimeCond: true}, nil
+	case "sedd":
+		return NetSpec{VocabIn: n, VocabOut: n, TimeCond: true}, nil
+	}
+	return NetSpec{VocabIn: V + 1, VocabOut: V, Causal: true}, nil
+}
