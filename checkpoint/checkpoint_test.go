@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +63,7 @@ func TestRoundTripIsBitExact(t *testing.T) {
 		if got == nil {
 			t.Fatalf("tensor %s missing after load", name)
 		}
-		if got.DType() != want.DType() || !sameShape(got.MustSize(), want.MustSize()) {
+		if got.DType() != want.DType() || !slices.Equal(got.MustSize(), want.MustSize()) {
 			t.Errorf("%s: loaded %v%v, saved %v%v", name, got.DType(), got.MustSize(), want.DType(), want.MustSize())
 		}
 		if !bytes.Equal(rawBytes(t, got), rawBytes(t, want)) {
@@ -121,7 +122,7 @@ func TestFileFollowsSafetensorsSpec(t *testing.T) {
 		if err := json.Unmarshal(header[name], &e); err != nil {
 			t.Fatal(err)
 		}
-		if e.DType != w.DType || !sameShape(e.Shape, w.Shape) || e.Offsets != w.Offsets {
+		if e.DType != w.DType || !slices.Equal(e.Shape, w.Shape) || e.Offsets != w.Offsets {
 			t.Errorf("%s: header entry %+v, want %+v", name, e, w)
 		}
 	}

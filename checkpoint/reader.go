@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"unsafe"
 
@@ -232,7 +233,7 @@ func (r *Reader) CopyInto(name string, dst *ts.Tensor) error {
 		return err
 	}
 	defer src.MustDrop()
-	if got, want := src.MustSize(), dst.MustSize(); !sameShape(got, want) {
+	if got, want := src.MustSize(), dst.MustSize(); !slices.Equal(got, want) {
 		return fmt.Errorf("checkpoint %s: tensor %s has shape %v, the model expects %v", r.path, name, got, want)
 	}
 	torchx.NoGrad(func() { dst.Copy_(src) })

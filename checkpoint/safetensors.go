@@ -75,18 +75,6 @@ func encodeHeader(header map[string]entry, meta map[string]string) ([]byte, erro
 	return append(out, body...), nil
 }
 
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // dtypeName maps a libtorch dtype to its safetensors name.
 func dtypeName(dt gotch.DType) (string, error) {
 	switch dt {

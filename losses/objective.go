@@ -9,6 +9,7 @@ package losses
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -249,7 +250,7 @@ func checkBatch(x0, weights *ts.Tensor) error {
 	if len(size) != 2 || x0.DType() != gotch.Int64 {
 		return fmt.Errorf("x0 of shape %v and dtype %v, want [B,L] int64", size, x0.DType())
 	}
-	if weights != nil && !sameShape(weights.MustSize(), size) {
+	if weights != nil && !slices.Equal(weights.MustSize(), size) {
 		return fmt.Errorf("weights of shape %v for x0 of shape %v", weights.MustSize(), size)
 	}
 	return nil
@@ -257,22 +258,10 @@ func checkBatch(x0, weights *ts.Tensor) error {
 
 // checkLogits checks the network's output shape.
 func checkLogits(logits *ts.Tensor, b, l int64, vocab int) error {
-	if want := []int64{b, l, int64(vocab)}; !sameShape(logits.MustSize(), want) {
+	if want := []int64{b, l, int64(vocab)}; !slices.Equal(logits.MustSize(), want) {
 		return fmt.Errorf("network returned logits of shape %v, want %v", logits.MustSize(), want)
 	}
 	return nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // weightsLike is weights in like's dtype, or ones.
