@@ -2,11 +2,37 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"os"
+	"runtime"
+
+	gobench "github.com/dlmlab/difflm/bench"
+	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/torchx"
 )
 
-// bench is filled in by the benchmark work (Go vs PyTorch training speed,
-// sampler table).
+// bench prints the Go-vs-PyTorch training speed table (issue 4) for the
+// config's objective, model dropout, schedule and optimizer: see package
+// bench. Both sides get the run-wide threads, or every core when it is 0,
+// so that the count is explicit on both.
 func bench(ctx context.Context, cfg *Config, o options) error {
-	return fmt.Errorf("-mode bench: not yet available")
+	torchx.Lock()
+	threads := cfg.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	// V as the data pipeline makes it (data.vocab_size kept ids plus EOS
+	// and UNK, or all of GPT-2's), without reading a corpus.
+	vocab := cfg.Data.VocabSize + 2
+	if cfg.Data.VocabSize == 0 {
+		v, err := data.GPT2Vocab()
+		if err != nil {
+			return err
+		}
+		vocab = v.Size()
+	}
+	setup := gobench.Setup{
+		Model: cfg.Model, Process: cfg.Process, Objective: cfg.Objective, Train: cfg.Train,
+		Vocab: vocab, Threads: threads,
+	}
+	return gobench.Run(ctx, gobench.DefaultConfig(), setup, os.Stdout)
 }

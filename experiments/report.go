@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dlmlab/difflm/eval"
 	"github.com/dlmlab/difflm/results"
 )
 
@@ -44,7 +45,7 @@ func report(cfg *Config, o options) error {
 		return err
 	}
 	defer store.Close()
-	tab, err := results.Report(store, results.RunFilter{Sweep: reportSweep(cfg, o)}, results.ReportOptions{})
+	tab, err := results.Report(store, results.RunFilter{Sweep: reportSweep(cfg, o)}, headline(cfg))
 	if err != nil {
 		return err
 	}
@@ -69,6 +70,32 @@ func report(cfg *Config, o options) error {
 	}
 	fmt.Fprintln(os.Stderr, "wrote", path)
 	return nil
+}
+
+// headline picks the table's columns: the perplexity bounds, LAMBADA, and
+// generation at every step count (gen ppl) and at the largest (entropy,
+// tokens/s). Each variant samples with its own sampler, so samplers share
+// columns; the sampler of each run is in its config and samples.
+func headline(cfg *Config) results.ReportOptions {
+	cols := []results.ColumnFilter{
+		{Task: results.TaskValid, Metric: results.MetricPPLBound},
+		{Task: "test", Metric: results.MetricPPLBound},
+	}
+	for _, zs := range cfg.Eval.ZeroShot {
+		cols = append(cols, results.ColumnFilter{Task: zs.Name, Metric: results.MetricPPLBound})
+	}
+	cols = append(cols,
+		results.ColumnFilter{Task: results.TaskLAMBADA, Metric: results.MetricPPLBound},
+		results.ColumnFilter{Task: results.TaskLAMBADA, Metric: results.MetricAccuracy},
+		results.ColumnFilter{Task: results.TaskGen, Metric: results.MetricGenPPL},
+	)
+	if n := len(cfg.Eval.GenSteps); n > 0 {
+		last := map[string]any{results.ParamSteps: cfg.Eval.GenSteps[n-1]}
+		cols = append(cols,
+			results.ColumnFilter{Task: results.TaskGen, Metric: eval.MetricEntropy, Params: last},
+			results.ColumnFilter{Task: results.TaskGen, Metric: results.MetricTokensPerS, Params: last})
+	}
+	return results.ReportOptions{Columns: cols, MergeParams: []string{results.ParamSampler}}
 }
 
 // plots writes every comparison figure (PNG and SVG) the data allows.

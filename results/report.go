@@ -55,6 +55,10 @@ type ReportOptions struct {
 	// the first filter come first (in default order among themselves), and so
 	// on; a column matched by no filter is left out.
 	Columns []ColumnFilter
+	// MergeParams names params left out of column identity, so that
+	// variants measured with different values (each its own sampler, say)
+	// share one column instead of each filling its own.
+	MergeParams []string
 }
 
 // Report builds the comparison table of the runs matching f: one row per
@@ -71,6 +75,9 @@ func Report(s *Store, f RunFilter, opts ReportOptions) (*Table, error) {
 	obs, err := s.observations(runs)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
+	}
+	for i := range obs {
+		obs[i].col = obs[i].col.without(opts.MergeParams)
 	}
 	return buildTable(runs, obs, opts.Columns), nil
 }
@@ -116,6 +123,20 @@ func newColumn(task, metric string, params map[string]any) Column {
 	}
 	p, _ := json.Marshal(params) // values came from JSON or from us: encodable
 	return Column{Task: task, Metric: metric, Params: params, key: task + "\x00" + metric + "\x00" + string(p)}
+}
+
+// without is c with the named params removed.
+func (c Column) without(names []string) Column {
+	if len(names) == 0 {
+		return c
+	}
+	p := map[string]any{}
+	for k, v := range c.Params {
+		if !slices.Contains(names, k) {
+			p[k] = v
+		}
+	}
+	return newColumn(c.Task, c.Metric, p)
 }
 
 // buildTable groups observations by variant and column and aggregates them.

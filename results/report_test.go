@@ -143,3 +143,41 @@ func TestCellString(t *testing.T) {
 		}
 	}
 }
+
+func TestReportMergeParams(t *testing.T) {
+	s := newStore(t)
+	var ids []int64
+	for _, v := range []string{"mdlm", "sedd"} {
+		id, _, err := s.StartRun(RunInfo{Name: v, Variant: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	err := s.AddEvaluations([]Evaluation{
+		{RunID: ids[0], Task: TaskGen, Metric: MetricGenPPL, Value: 40, N: 8, Params: map[string]any{ParamSteps: 64, ParamSampler: "ancestral-cached"}},
+		{RunID: ids[1], Task: TaskGen, Metric: MetricGenPPL, Value: 50, N: 8, Params: map[string]any{ParamSteps: 64, ParamSampler: "sedd-analytic"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, err := Report(s, RunFilter{}, ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := Report(s, RunFilter{}, ReportOptions{MergeParams: []string{ParamSampler}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(split.Columns) != 2 || len(merged.Columns) != 1 {
+		t.Fatalf("columns: %d without merging (want 2), %d merged (want 1)", len(split.Columns), len(merged.Columns))
+	}
+	if got := merged.Columns[0].Label(); got != "gen/gen_ppl steps=64" {
+		t.Errorf("merged column %q", got)
+	}
+	for i, want := range []float64{40, 50} {
+		if c := merged.Rows[i].Cells[0]; !c.OK || c.Value != want {
+			t.Errorf("row %s: cell %+v, want %v", merged.Rows[i].Variant, c, want)
+		}
+	}
+}
