@@ -114,7 +114,12 @@ func TestSweepEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	cfg := tinySweep(t, dir, twoVariants)
-	runCmd(t, bin, "-cfg", cfg)
+	out := runCmd(t, bin, "-cfg", cfg, "-parallel", "2")
+	for _, v := range []string{"mdlm", "ar"} {
+		if _, err := os.Stat(filepath.Join(dir, "e2e", v, "log.txt")); err != nil {
+			t.Errorf("parallel run %s wrote no log.txt: %v\n%s", v, err, tail(out, 2000))
+		}
+	}
 
 	store, err := results.Open(filepath.Join(dir, "results.db"))
 	if err != nil {
