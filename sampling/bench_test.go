@@ -1,0 +1,74 @@
+package sampling
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dlmlab/difflm/torchx"
+)
+
+// BenchmarkSamplers times every sampler on random tiny networks: 4
+// sequences of 32 tokens in 16 steps. The table of the report (small-cpu,
+// L = 128 and 256) is BenchTable, run by TestBenchTable under -tags slow.
+func BenchmarkSamplers(b *testing.B) {
+	torchx.Lock()
+	nets := newTinyNets(b, 32)
+	cfg := DefaultConfig()
+	cfg.BlockLen, cfg.Window = 8, 32
+	for _, name := range Names() {
+		b.Run(name, func(b *testing.B) {
+			proc, net := nets.forSampler(name)
+			s, err := New(name, cfg, proc, net)
+			if err != nil {
+				b.Fatal(err)
+			}
+			calls := 0
+			for b.Loop() {
+				res, err := s.Generate(context.Background(), Request{N: 4, Len: 32, Steps: 16, Temperature: 1, TopP: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				calls = res.ModelCalls
+			}
+			b.ReportMetric(float64(4*32*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(calls), "calls/op")
+		})
+	}
+}
+
+// TestBenchTableSmall runs the table on the tiny preset and checks the
+// rows whose model calls are fixed: one per step, one per token for ar.
+func TestBenchTableSmall(t *testing.T) {
+	torchx.Lock()
+	cfg := BenchConfig{Preset: "tiny", Vocab: tinyV, Batch: 2, Lengths: []int{16}, Steps: []int{4, 0}, Samplers: Names(), BlockLen: 8, Seed: 1}
+	var out bytes.Buffer
+	rows, err := BenchTable(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := map[string]bool{"ancestral": true, "sedd-analytic": true, "sedd-euler": true, "remdm": true, "block": false, "ar": true, "ar-nocache": true}
+	seen := map[string]int{}
+	for _, r := range rows {
+		seen[r.Sampler]++
+		if fixed[r.Sampler] && r.ModelCalls != r.T {
+			t.Errorf("%s at T=%d: %d model calls", r.Sampler, r.T, r.ModelCalls)
+		}
+		if r.ModelCalls > r.T || !(r.TokensPerSec > 0) {
+			t.Errorf("row %+v", r)
+		}
+	}
+	for _, name := range Names() {
+		want := 2 // T = 4 and T = L = 16
+		if strings.HasPrefix(name, "ar") {
+			want = 1
+		}
+		if seen[name] != want {
+			t.Errorf("%s: %d rows, want %d", name, seen[name], want)
+		}
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 2+len(rows) {
+		t.Errorf("table of %d lines for %d rows:\n%s", lines, len(rows), out.String())
+	}
+}

@@ -1,0 +1,123 @@
+package sampling
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Config is the `sampling:` section of a run configuration. Sampler, Steps,
+// Temperature, TopP and Samples are the defaults of a Request (see
+// Config.Request); the rest shape the samplers New builds.
+type Config struct {
+	// Sampler is one of Names().
+	Sampler string `mapstructure:"sampler"`
+	// Steps is T, the number of reverse steps (for block: over all blocks).
+	Steps int `mapstructure:"steps"`
+	// Temperature scales the clean-token distribution p̃(x0|x_t) (or the
+	// next-token distribution of ar) as p^(1/temperature); 0 is greedy.
+	Temperature float64 `mapstructure:"temperature"`
+	// TopP keeps the smallest set of tokens holding this much of p̃
+	// (nucleus sampling); 1 keeps all.
+	TopP float64 `mapstructure:"top_p"`
+	// Samples is the number of sequences a sampling run draws.
+	Samples int `mapstructure:"samples"`
+	// BatchSize is the number of sequences sampled at once.
+	BatchSize int `mapstructure:"batch_size"`
+	// Form is mixture or proportional: how the ancestral sampler builds
+	// p_θ(x_s|x_t) from p̃ for the uniform and embedding processes (see
+	// forward.Form; the two agree for absorbing).
+	Form string `mapstructure:"form"`
+	// Remask is ReMDM's schedule of the remasking probability σ_t: cap
+	// (min(eta, σ_max)), rescale (eta·σ_max) or conf (eta·σ_max spread over
+	// the decoded positions by softmax(−confidence)).
+	Remask string `mapstructure:"remask"`
+	// Eta is ReMDM's η.
+	Eta float64 `mapstructure:"eta"`
+	// BlockLen is the number of tokens the block sampler generates at once.
+	BlockLen int `mapstructure:"block_len"`
+	// BlockSampler is the diffusion sampler that generates each block.
+	BlockSampler string `mapstructure:"block_sampler"`
+	// Window is the longest sequence the block sampler shows the model
+	// (its training length): the block plus as much context before it as
+	// fits.
+	Window int `mapstructure:"window"`
+}
+
+// Names lists the samplers New knows.
+func Names() []string {
+	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence", "block", "ar", "ar-nocache"}
+}
+
+// DefaultConfig is MDLM's cached ancestral sampler with 128 steps and
+// untouched probabilities.
+func DefaultConfig() Config {
+	return Config{
+		Sampler:      "ancestral-cached",
+		Steps:        128,
+		Temperature:  1,
+		TopP:         1,
+		Samples:      64,
+		BatchSize:    16,
+		Form:         "mixture",
+		Remask:       "cap",
+		Eta:          0.02,
+		BlockLen:     32,
+		BlockSampler: "ancestral-cached",
+		Window:       128,
+	}
+}
+
+// Validate reports every bad key at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("sampling.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if !slices.Contains(Names(), c.Sampler) {
+		bad("sampler", "%q is not one of %s", c.Sampler, strings.Join(Names(), "|"))
+	}
+	positive := []struct {
+		key string
+		v   int
+	}{{"steps", c.Steps}, {"samples", c.Samples}, {"batch_size", c.BatchSize}, {"block_len", c.BlockLen}, {"window", c.Window}}
+	for _, p := range positive {
+		if p.v < 1 {
+			bad(p.key, "%d, want a positive integer", p.v)
+		}
+	}
+	if !(c.Temperature >= 0) {
+		bad("temperature", "%v, want >= 0 (0 is greedy)", c.Temperature)
+	}
+	if !(c.TopP > 0 && c.TopP <= 1) {
+		bad("top_p", "%v is outside (0, 1]", c.TopP)
+	}
+	if _, err := parseForm(c.Form); err != nil {
+		bad("form", "%v", err)
+	}
+	if !slices.Contains(remaskNames(), c.Remask) {
+		bad("remask", "%q is not one of %s", c.Remask, strings.Join(remaskNames(), "|"))
+	}
+	if !(c.Eta >= 0 && c.Eta <= 1) {
+		bad("eta", "%v is outside [0, 1]", c.Eta)
+	}
+	if c.BlockLen >= 1 && c.Window >= 1 && c.BlockLen > c.Window {
+		bad("block_len", "%d exceeds sampling.window %d", c.BlockLen, c.Window)
+	}
+	if !slices.Contains(blockInnerNames(), c.BlockSampler) {
+		bad("block_sampler", "%q is not one of %s", c.BlockSampler, strings.Join(blockInnerNames(), "|"))
+	}
+	return errors.Join(errs...)
+}
+
+// Request is a request for cfg.Samples sequences of the given length,
+// with the configured steps, temperature and top-p.
+func (c Config) Request(length int, seed int64) Request {
+	return Request{N: c.Samples, Len: length, Steps: c.Steps, Temperature: c.Temperature, TopP: c.TopP, Seed: seed}
+}
+
+// blockInnerNames are the samplers that can generate one block.
+func blockInnerNames() []string {
+	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence"}
+}

@@ -1,0 +1,211 @@
+package sampling
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/torchx"
+)
+
+// Why the expected distribution is the chain's own law and not the toy
+// table: every sampler here moves the positions of x_t independently,
+// each with its exact one-position reverse conditional P(x_s^i | x_t) when
+// the network is exact. The product of those conditionals is not the
+// joint reverse step, so after T steps the samples follow the table only
+// in the limit of many steps (when at most one position moves per step).
+// chainLaw computes, by enumeration in plain Go, the exact law of that
+// finite-T chain from the toy's joint distribution (without forward's or
+// the sampler's code); a chi-square test then checks the samples against
+// it. TestChainLawConvergesToData checks that the law tends to the table
+// as T grows, and TestOneStepSamplesAreNotTheData that the test has power.
+
+const (
+	toySamples = 20000
+	toyBatch   = 10000
+	minPValue  = 1e-3
+	remdmEta   = 0.5 // large, so that remasking changes the law
+)
+
+func TestSamplersDrawTheirExactChainLaw(t *testing.T) {
+	torchx.Lock()
+	cases := []struct {
+		name, sampler, proc, form, objective string
+		proportional                         bool
+		steps                                int
+		remask                               string
+	}{
+		{"mdlm ancestral", "ancestral", "absorbing", "mixture", "mdlm", false, 16, ""},
+		{"mdlm cached", "ancestral-cached", "absorbing", "mixture", "mdlm", false, 16, ""},
+		{"d3pm uniform mixture", "ancestral", "uniform", "mixture", "d3pm", false, 16, ""},
+		{"d3pm uniform proportional", "ancestral", "uniform", "proportional", "d3pm", true, 16, ""},
+		{"sedd analytic absorbing", "sedd-analytic", "absorbing", "mixture", "sedd", false, 16, ""},
+		{"sedd analytic uniform", "sedd-analytic", "uniform", "mixture", "sedd", false, 16, ""},
+		{"sedd euler absorbing", "sedd-euler", "absorbing", "mixture", "sedd", false, 16, ""},
+		{"sedd euler uniform", "sedd-euler", "uniform", "mixture", "sedd", false, 16, ""},
+		{"remdm cap", "remdm", "absorbing", "mixture", "mdlm", false, 16, "cap"},
+		{"remdm rescale", "remdm", "absorbing", "mixture", "mdlm", false, 16, "rescale"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := toyTable(tc.proc)
+			proc := toyProcess(d)
+			cfg := DefaultConfig()
+			cfg.Form, cfg.Eta = tc.form, remdmEta
+			if tc.remask != "" {
+				cfg.Remask = tc.remask
+			}
+			rows := toySample(t, tc.sampler, cfg, proc, toyNetFor(t, d, proc, tc.objective, tc.proportional), tc.steps, 1)
+			move := d.reverse
+			switch tc.sampler {
+			case "sedd-euler":
+				move = d.eulerMove(tc.steps, proc.Schedule())
+			case "remdm":
+				move = d.remdmMove(tc.remask, remdmEta)
+			}
+			want := d.chainLaw(tc.steps, proc.Schedule(), move)
+			stat, df := chiSquare(counts(rows, d.v), want)
+			if p := pValue(stat, df); p < minPValue {
+				t.Errorf("chi-square %.1f (df %d) against the chain's exact law: p = %.2g", stat, df, p)
+			}
+		})
+	}
+}
+
+// TestChainLawConvergesToData: with many steps the independent moves
+// become exact and the chain's law is the toy table (up to α(1) = ε, the
+// tokens the log-linear schedule leaves unmasked at t = 1).
+func TestChainLawConvergesToData(t *testing.T) {
+	for _, proc := range []string{"absorbing", "uniform"} {
+		d := toyTable(proc)
+		law := d.chainLaw(2048, forward.LogLinear{Eps: 1e-3}, d.reverse)
+		if tv := totalVariation(law, d.p); tv > 2e-3 {
+			t.Errorf("%s: total variation %.4f between the 2048-step chain law and the data", proc, tv)
+		}
+	}
+}
+
+// TestOneStepSamplesAreNotTheData: one step unmasks both positions
+// independently (the product of the marginals): the samples pass against
+// that law and fail against the table, so the tests above can fail.
+func TestOneStepSamplesAreNotTheData(t *testing.T) {
+	torchx.Lock()
+	d := toyTable("absorbing")
+	proc := toyProcess(d)
+	rows := toySample(t, "ancestral", DefaultConfig(), proc, toyNetFor(t, d, proc, "mdlm", false), 1, 2)
+	obs := counts(rows, d.v)
+	if p := pValue(chiSquare(obs, d.chainLaw(1, proc.Schedule(), d.reverse))); p < minPValue {
+		t.Errorf("one-step samples against the one-step law: p = %.2g", p)
+	}
+	if p := pValue(chiSquare(obs, d.p)); p > 1e-9 {
+		t.Errorf("one-step samples pass as draws from the table (p = %.2g): the test has no power", p)
+	}
+}
+
+// toySample draws toySamples sequences with the named sampler.
+func toySample(t *testing.T, name string, cfg Config, proc forward.Process, net Net, steps int, seed int64) [][]int {
+	t.Helper()
+	cfg.BatchSize = toyBatch
+	s, err := New(name, cfg, proc, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Generate(context.Background(), Request{N: toySamples, Len: 2, Steps: steps, Temperature: 1, TopP: 1, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Tokens
+}
+
+// eulerMove is the exact law of one Euler step of one position with exact
+// scores (and, on the last step, the analytic step).
+func (d toy) eulerMove(steps int, sched forward.Schedule) func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+	return func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+		if step == 1 {
+			return d.reverse(x, i, step, sigmaS, sigmaT)
+		}
+		h := sched.DSigma(float64(step)/float64(steps)) / float64(steps)
+		out := make([]float64, d.states())
+		total := 0.0
+		for y := range d.v {
+			rate := 1 / float64(d.v) // uniform: every other token at rate 1/V
+			if d.proc == "absorbing" {
+				rate = 0
+				if x[i] == d.v {
+					rate = 1
+				}
+			}
+			if y != x[i] {
+				out[y] = h * rate * d.score(x, i, y, sigmaT)
+				total += out[y]
+			}
+		}
+		out[x[i]] = math.Max(0, 1-total)
+		norm := total + out[x[i]]
+		for y := range out {
+			out[y] /= norm
+		}
+		return out
+	}
+}
+
+// remdmMove is the exact law of one ReMDM step of one position with exact
+// marginals, for the cap and rescale schedules.
+func (d toy) remdmMove(schedule string, eta float64) func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+	return func(x []int, i, _ int, sigmaS, sigmaT float64) []float64 {
+		at, as := math.Exp(-sigmaT), math.Exp(-sigmaS)
+		sigmaMax := math.Min(1, (1-as)/at)
+		sigma := math.Min(eta, sigmaMax)
+		if schedule == "rescale" {
+			sigma = eta * sigmaMax
+		}
+		out := make([]float64, d.states())
+		if x[i] != d.v {
+			out[x[i]], out[d.v] = 1-sigma, sigma
+			return out
+		}
+		unmask := (as - (1-sigma)*at) / (1 - at)
+		for y, p := range d.marginals(x, sigmaT)[i] {
+			out[y] = unmask * p
+		}
+		out[d.v] = 1 - unmask
+		return out
+	}
+}
+
+// chiSquare is Pearson's statistic of counts against probabilities, with
+// its degrees of freedom (cells of probability 0 must be empty).
+func chiSquare(obs, p []float64) (float64, int) {
+	n := 0.0
+	for _, o := range obs {
+		n += o
+	}
+	stat, cells := 0.0, 0
+	for i, o := range obs {
+		if p[i] == 0 {
+			if o > 0 {
+				return math.Inf(1), 1
+			}
+			continue
+		}
+		e := n * p[i]
+		stat += (o - e) * (o - e) / e
+		cells++
+	}
+	return stat, cells - 1
+}
+
+func pValue(stat float64, df int) float64 {
+	return distuv.ChiSquared{K: float64(df)}.Survival(stat)
+}
+
+func totalVariation(a, b []float64) float64 {
+	tv := 0.0
+	for i := range a {
+		tv += math.Abs(a[i]-b[i]) / 2
+	}
+	return tv
+}

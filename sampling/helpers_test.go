@@ -1,0 +1,79 @@
+package sampling
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+
+	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/models"
+	"github.com/dlmlab/difflm/torchx"
+)
+
+// tinyV is the vocabulary of the tests that use real (random) transformers.
+const tinyV = 40
+
+// tinyModel builds the tiny preset with random weights for spec and a
+// rotary table of maxLen positions.
+func tinyModel(t testing.TB, spec models.Spec, maxLen int, seed int64) *models.Transformer {
+	t.Helper()
+	torchx.Seed(seed)
+	cfg := models.DefaultConfig()
+	cfg.Dropout, cfg.MaxLen = 0, maxLen
+	m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), cfg, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tinyNets are random tiny networks for every objective over tinyV tokens.
+type tinyNets struct {
+	absorbing, uniform forward.Process
+	mdlm, d3pm, sedd   Net // mdlm: absorbing, no time input; d3pm: uniform; sedd: absorbing
+	ar                 Net
+}
+
+func newTinyNets(t testing.TB, maxLen int) tinyNets {
+	t.Helper()
+	sched := forward.LogLinear{Eps: 1e-3}
+	n := tinyNets{absorbing: forward.NewAbsorbing(tinyV, sched), uniform: forward.NewUniform(tinyV, sched)}
+	build := func(name string, proc forward.Process, seed int64) Net {
+		obj := objective(t, name, proc, tinyV)
+		spec := obj.Spec()
+		m := tinyModel(t, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond}, maxLen, seed)
+		return Net{Model: m, Objective: obj}
+	}
+	n.mdlm = build("mdlm", n.absorbing, 1)
+	n.d3pm = build("d3pm", n.uniform, 2)
+	n.sedd = build("sedd", n.absorbing, 3)
+	n.ar = build("ar", nil, 4)
+	return n
+}
+
+// forSampler picks the process and network a sampler runs with.
+func (n tinyNets) forSampler(name string) (forward.Process, Net) {
+	switch name {
+	case "ar", "ar-nocache":
+		return nil, n.ar
+	case "sedd-analytic", "sedd-euler":
+		return n.absorbing, n.sedd
+	}
+	return n.absorbing, n.mdlm
+}
+
+// generate builds the sampler and runs req, failing the test on errors.
+func generate(t testing.TB, name string, cfg Config, proc forward.Process, net Net, req Request) Result {
+	t.Helper()
+	s, err := New(name, cfg, proc, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
