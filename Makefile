@@ -17,7 +17,7 @@ export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || 
 
 include data/data.mk
 
-.PHONY: setup apt torchprep run test test-slow vet bench data clean-torch
+.PHONY: setup apt torchprep run test vet bench bench-sample data clean-torch
 
 setup: apt torchprep
 
@@ -40,11 +40,18 @@ run: setup
 vet: setup
 	$(GO) vet ./...
 
-# The test command of the README and of CI: vet, unit tests and the tagged
-# end-to-end tests (a few minutes on 2 cores).
+# The test command of the README and of CI: vet, all tests (the end-to-end
+# sweeps included), and the slow-tagged checks that fit: the 2,000-step RSS
+# soak and the parameter counts of the large presets (about 2 min more).
+# The full sampler benchmark table (-tags slow, TestBenchTable) is run by
+# `make bench-sample`.
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 10m -tags slow -run 'TestSoakRSS|TestLargePresetParamCounts' -v ./train ./models
+
+bench-sample: setup
+	$(GO) test -count=1 -timeout 60m -tags slow -run TestBenchTable -v ./sampling
 
 bench: setup
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
