@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -62,7 +63,7 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 	fmt.Fprintf(w, "# Go (gotch) vs PyTorch %s eager: objective %s, V = %d, %d threads each; median of %d steps after %d warmup, fastest of %d runs per side\n",
 		version, s.Objective.Name, s.Vocab, s.Threads, cfg.Steps, cfg.Warmup, cfg.Repeats)
 	fmt.Fprintln(w, "# ratio = Go tok/s / PyTorch tok/s; cpu-ms = process CPU time per step, all threads; max|Δloss| = largest loss difference over all steps")
-	fmt.Fprintf(w, "# load average before: %s\n", loadAverage())
+	fmt.Fprintf(w, "# OMP_WAIT_POLICY=%s; load average before: %s\n", ompWaitPolicy(), loadAverage())
 	fmt.Fprintln(w, tableHeader)
 	for _, preset := range cfg.Presets {
 		for _, l := range cfg.SeqLens {
@@ -151,17 +152,7 @@ func summarize(r Result, c Case, cfg Config) Summary {
 
 // fastest is the run with the shortest median step.
 func fastest(runs []Summary) Summary {
-	return slices.MinFunc(runs, func(a, b Summary) int { return compare(a.StepS, b.StepS) })
-}
-
-func compare(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return slices.MinFunc(runs, func(a, b Summary) int { return cmp.Compare(a.StepS, b.StepS) })
 }
 
 // median of a non-empty slice (the mean of the middle two for even sizes).
@@ -181,6 +172,16 @@ func maxAbsDiff(a, b []float64) float64 {
 		d = max(d, math.Abs(a[i]-b[i]))
 	}
 	return d
+}
+
+// ompWaitPolicy is how libgomp's idle threads wait, on both sides (they
+// share the environment). The default spins, which on a machine with more
+// runnable threads than cores made steps up to ten times slower here.
+func ompWaitPolicy() string {
+	if p := os.Getenv("OMP_WAIT_POLICY"); p != "" {
+		return p
+	}
+	return "unset (libgomp spins)"
 }
 
 // loadAverage is the 1-, 5- and 15-minute load average, for the record of

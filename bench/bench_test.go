@@ -16,12 +16,13 @@ import (
 	"github.com/dlmlab/difflm/train"
 )
 
-// testSetup is the experiment defaults on a 64-token vocabulary with two
-// threads; objective is mdlm or ar.
+// testSetup is the experiment defaults on a 64-token vocabulary with one
+// thread (two OpenMP threads on a loaded two-core machine can make a step
+// a hundred times slower); objective is mdlm or ar.
 func testSetup(objective string) Setup {
 	s := Setup{
 		Model: models.DefaultConfig(), Process: forward.DefaultConfig(), Objective: losses.DefaultConfig(),
-		Train: train.DefaultConfig(), Vocab: 64, Threads: 2,
+		Train: train.DefaultConfig(), Vocab: 64, Threads: 1,
 	}
 	s.Objective.Name = objective
 	if objective == "ar" {
@@ -192,7 +193,7 @@ func TestSummaries(t *testing.T) {
 //	go test ./bench -run '^$' -bench GoSide/tiny/L64 -benchtime 3x -cpuprofile cpu.out
 func BenchmarkGoSide(b *testing.B) {
 	cfg, s := DefaultConfig(), testSetup("mdlm")
-	s.Vocab, s.Train.LR = 4098, train.DefaultConfig().LR
+	s.Vocab, s.Train.LR, s.Threads = 4098, train.DefaultConfig().LR, 2
 	for _, preset := range cfg.Presets {
 		for _, l := range cfg.SeqLens {
 			b.Run(fmt.Sprintf("%s/L%d", preset, l), func(b *testing.B) {
