@@ -10,7 +10,6 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/checkpoint"
 	"github.com/dlmlab/difflm/forward"
@@ -130,30 +129,16 @@ func goRun(ctx context.Context, s Setup, c Case, dir string) (Result, error) {
 	}
 	tr.Progress = nil
 	clock := &clockBatches{tokens: c.tokens, b: c.B, l: c.L}
-	losses := &lossSink{}
-	if err := tr.Run(ctx, clock, stepFunc(obj, net), losses, nil); err != nil {
+	sink := &lossSink{}
+	if err := tr.Run(ctx, clock, losses.TrainStep(obj, net, gotch.CPU), sink, nil); err != nil {
 		return Result{}, err
 	}
-	res := Result{Loss: losses.loss, Params: net.NumParams(), Shapes: map[string][]int64{}}
+	res := Result{Loss: sink.loss, Params: net.NumParams(), Shapes: map[string][]int64{}}
 	res.StepS, res.CPUS = clock.durations()
 	for name, v := range vs.Variables() {
 		res.Shapes[name] = v.MustSize()
 	}
 	return res, nil
-}
-
-// stepFunc is the command's step (experiments' method.stepFunc): upload
-// the batch, the objective's loss, the stats the trainer logs.
-func stepFunc(obj losses.Objective, net losses.Net) train.StepFunc {
-	return func(b train.Batch) (*ts.Tensor, map[string]float64, error) {
-		x0 := ts.MustOfSlice(b.Tokens).MustView([]int64{int64(b.B), int64(b.L)}, true)
-		defer x0.MustDrop()
-		loss, st, err := obj.Loss(net, x0, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		return loss, map[string]float64{"tokens": st.Tokens, "nelbo": st.NELBO, "prior": st.Prior}, nil
-	}
 }
 
 // clockBatches hands out the prepared batches and notes the wall and CPU

@@ -6,7 +6,6 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/forward"
@@ -59,35 +58,8 @@ func buildMethod(cfg *Config, V int, dev gotch.Device) (*method, error) {
 	return m, nil
 }
 
-// batchTensors uploads a batch: tokens [B,L] int64 and weights [B,L]
-// float32 (nil when the batch has none, meaning all ones).
-func batchTensors(b train.Batch, dev gotch.Device) (x0, w *ts.Tensor) {
-	x0 = ts.MustOfSlice(b.Tokens).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
-	if len(b.Weights) > 0 {
-		w = ts.MustOfSlice(b.Weights).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
-	}
-	return x0, w
-}
-
 // stepFunc is the trainer's view of the objective.
-func (m *method) stepFunc() train.StepFunc {
-	return func(b train.Batch) (*ts.Tensor, map[string]float64, error) {
-		x0, w := batchTensors(b, m.dev)
-		defer x0.MustDrop()
-		if w != nil {
-			defer w.MustDrop()
-		}
-		loss, st, err := m.obj.Loss(m.net, x0, w)
-		if err != nil {
-			return nil, nil, err
-		}
-		stats := map[string]float64{"tokens": st.Tokens, "nelbo": st.NELBO, "prior": st.Prior}
-		if m.obj.Name() == "d3pm" {
-			stats["ce"] = st.CE
-		}
-		return loss, stats, nil
-	}
-}
+func (m *method) stepFunc() train.StepFunc { return losses.TrainStep(m.obj, m.net, m.dev) }
 
 // trainBatches adapts the data iterator to the trainer's Batcher.
 type trainBatches struct{ b *data.Batches }
