@@ -51,7 +51,7 @@ test: setup
 	$(GO) test -count=1 -timeout 10m -tags slow -run 'TestSoakRSS|TestLargePresetParamCounts' -v ./train ./models
 
 bench-sample: setup
-	$(GO) test -count=1 -timeout 60m -tags slow -run TestBenchTable -v ./sampling
+	$(GO) test -count=1 -timeout 120m -tags slow -run TestBenchTable -v ./sampling
 
 bench: setup
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
