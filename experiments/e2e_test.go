@@ -257,16 +257,7 @@ func finishedRuns(t *testing.T, db string) int {
 	if _, err := os.Stat(db); err != nil {
 		return 0
 	}
-	store, err := results.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	runs, err := store.Runs(results.RunFilter{Status: []results.Status{results.StatusFinished}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(runs)
+	return len(evaluationCounts(t, db))
 }
 
 // evaluationCounts maps each finished run to its number of evaluation rows.
