@@ -97,10 +97,13 @@ func (m *mdlm) LogX0(net Net, xt *ts.Tensor, sigma []float64) (*ts.Tensor, error
 		return nil, err
 	}
 	logp := s.T(s.T(logits).MustLogSoftmax(-1, logits.DType(), false))
-	// Unmasked positions copy x_t; the mask id itself is out of range of
-	// the one-hot, so clamp it (those rows are not used).
+	// Unmasked positions copy x_t: log 0 everywhere but 0 at x_t, one fill
+	// and one scatter (a dense one-hot over [B,L,V] cost more than the
+	// network). The mask id itself is out of range, so clamp it (those rows
+	// are not used).
 	ids := s.T(xt.MustClampMax(ts.IntScalar(int64(m.proc.Vocab()-1)), false))
-	copyLog := s.T(s.T(s.T(s.T(ids.MustOneHot(int64(m.proc.Vocab()), false)).MustTotype(logp.DType(), false)).MustRsubScalar(ts.FloatScalar(1), false)).MustMulScalar(ts.FloatScalar(logZero), false))
+	idx := s.T(ids.MustUnsqueeze(-1, false))
+	copyLog := s.T(s.T(logp.MustFullLike(ts.FloatScalar(logZero), false)).MustScatterValue(-1, idx, ts.FloatScalar(0), false))
 	masked := s.T(s.T(xt.MustEq(ts.IntScalar(m.maskID()), false)).MustUnsqueeze(-1, false))
 	return logp.MustWhereSelf(masked, copyLog, false), nil
 }
