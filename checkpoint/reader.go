@@ -136,7 +136,12 @@ func (r *Reader) parseHeader(raw []byte) (int64, error) {
 		r.header[name] = e
 		spans = append(spans, span{name, e})
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].e.Offsets[0] < spans[j].e.Offsets[0] })
+	// By start, then end: an empty tensor shares its start with the tensor
+	// after it, and must come first for the ranges to chain.
+	sort.Slice(spans, func(i, j int) bool {
+		a, b := spans[i].e.Offsets, spans[j].e.Offsets
+		return a[0] < b[0] || (a[0] == b[0] && a[1] < b[1])
+	})
 	var end int64
 	for _, s := range spans {
 		if s.e.Offsets[0] != end {
