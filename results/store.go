@@ -9,7 +9,7 @@ import (
 	"time"
 
 	// The driver registers itself as "sqlite3"; cgo is acceptable here.
-	_ "github.com/mattn/go-sqlite3"
+	"github.com/mattn/go-sqlite3"
 )
 
 // BusyTimeout is how long a connection waits for another writer's lock before
@@ -55,11 +55,29 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
-	if err := migrate(context.Background(), db, len(migrations())); err != nil {
+	if err := migrateFresh(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrateFresh migrates, waiting out one case the busy timeout does not
+// cover: while another process turns a new file into WAL mode (an exclusive
+// lock taken by the journal_mode pragma when the connection opens), SQLite
+// reports SQLITE_BUSY at once instead of calling the busy handler. Several
+// runs of a parallel sweep open a new database at the same moment.
+func migrateFresh(db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := migrate(context.Background(), db, len(migrations()))
+		var se sqlite3.Error
+		busy := errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
+		if !busy || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Close releases the database handle.
