@@ -25,17 +25,10 @@ func (s schema) walk(t reflect.Type, prefix string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, squash := tagName(f)
-		if name == "-" {
-			continue
-		}
-		key := prefix + name
-		ft := f.Type
+	for _, k := range keyedFields(t) {
+		key := prefix + k.name
+		ft := t.Field(k.index).Type
+		squash := k.squash
 		switch {
 		case squash:
 			s.walk(ft, prefix)
@@ -48,6 +41,29 @@ func (s schema) walk(t reflect.Type, prefix string) {
 			s.leaves[key] = ft
 		}
 	}
+}
+
+// keyedField is a struct field that takes part in the config: its index,
+// its key and whether it is squashed into its parent.
+type keyedField struct {
+	index  int
+	name   string
+	squash bool
+}
+
+// keyedFields lists the exported fields of struct type t not tagged "-".
+func keyedFields(t reflect.Type) []keyedField {
+	var out []keyedField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if name, squash := tagName(f); name != "-" {
+			out = append(out, keyedField{i, name, squash})
+		}
+	}
+	return out
 }
 
 // tagName returns the lower-case key of a field and whether it is squashed
@@ -232,17 +248,10 @@ func toMap(v reflect.Value) any {
 	}
 	m := map[string]any{}
 	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, squash := tagName(f)
-		if name == "-" {
-			continue
-		}
-		sub := toMap(v.Field(i))
-		if sm, ok := sub.(map[string]any); ok && squash {
+	for _, k := range keyedFields(t) {
+		name := k.name
+		sub := toMap(v.Field(k.index))
+		if sm, ok := sub.(map[string]any); ok && k.squash {
 			for k, x := range sm {
 				m[k] = x
 			}
