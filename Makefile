@@ -8,9 +8,9 @@ SHELL := /bin/bash
 GO ?= go
 CFG ?= absorbing
 ARGS ?=
-APT_PACKAGES := libtorch-dev libopenblas0-pthread g++ pkg-config
-# Debian's PyTorch (same libtorch) for the Go-vs-PyTorch benchmark only.
-BENCH_PACKAGES := python3-torch
+# python3-torch is Debian's PyTorch on the same libtorch: the peer that the tests and
+# `make bench` compare the Go model and training step against.
+APT_PACKAGES := libtorch-dev libopenblas0-pthread g++ pkg-config python3-torch
 # Configs name data files relative to DATA_DIR: the shared folder beside this
 # checkout when there is one, else the folder `make data` fills.
 export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || echo $(CURDIR)/datasets)
@@ -54,8 +54,6 @@ bench-sample: setup
 	$(GO) test -count=1 -timeout 120m -tags slow -run TestBenchTable -v ./sampling
 
 bench: setup
-	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; fi
 	$(GO) run ./experiments -mode bench
 
 data:
