@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -82,11 +83,19 @@ func DefaultConfig() Config {
 	}
 }
 
-// DefaultDir is the data folder used when Config.Dir is empty: $DATA_DIR,
-// else "datasets".
+// DefaultDir is the data folder used when Config.Dir is empty: $DATA_DIR;
+// else ./datasets (where `make data` writes) when it exists; else
+// ../shared/data (a team checkout beside the repository) when it exists;
+// else "datasets", so that errors point at `make data`. Runs record the
+// resolved path in their logs.
 func DefaultDir() string {
 	if d := os.Getenv("DATA_DIR"); d != "" {
 		return d
+	}
+	for _, d := range []string{"datasets", filepath.Join("..", "shared", "data")} {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d
+		}
 	}
 	return "datasets"
 }

@@ -55,7 +55,9 @@ type Config struct {
 	// GenSampler names the sampler of the sweep; "" takes sampling.sampler.
 	GenSampler string `mapstructure:"gen_sampler"`
 	// ARReference is the checkpoint of the causal model that scores
-	// samples (generative perplexity); "" skips that score.
+	// samples (generative perplexity); "" skips that score. "self" (for
+	// objective ar only) scores a run's samples with its own model, which
+	// gives exp of the model's entropy rate: what exact samples score.
 	ARReference string `mapstructure:"ar_reference"`
 }
 

@@ -100,6 +100,9 @@ func (c *Config) Validate() error {
 	if err := losses.ValidatePair(c.Process.Name, c.Objective.Name); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Eval.ARReference == selfReference && c.Objective.Name != "ar" {
+		errs = append(errs, fmt.Errorf("eval.ar_reference: %q needs objective.name: ar, got %s", selfReference, c.Objective.Name))
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,6 +66,37 @@ func TestSweepPlan(t *testing.T) {
 	}
 	if err := (SweepConfig{Variants: []Variant{{Name: "a"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "sweep.name") {
 		t.Errorf("a sweep without a name: %v", err)
+	}
+}
+
+func TestSweepWaves(t *testing.T) {
+	// emb waits for ar; both mdlm and emb come after ar in the plan even
+	// though mdlm and emb are listed first.
+	s := SweepConfig{Name: "st", Seeds: []int64{1, 2}, Variants: []Variant{
+		{Name: "emb", After: []string{"ar"}}, {Name: "mdlm"}, {Name: "ar"}, {Name: "late", After: []string{"emb", "mdlm"}}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range s.Plan() {
+		got = append(got, fmt.Sprintf("%s@%d", r.Name, r.Wave))
+	}
+	want := "st/mdlm/seed1@0 st/mdlm/seed2@0 st/ar/seed1@0 st/ar/seed2@0 st/emb/seed1@1 st/emb/seed2@1 st/late/seed1@2 st/late/seed2@2"
+	if strings.Join(got, " ") != want {
+		t.Errorf("plan\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	for _, c := range []struct {
+		variants []Variant
+		want     string
+	}{
+		{[]Variant{{Name: "a", After: []string{"b"}}}, `sweep.variants[0].after: "b" is not a variant`},
+		{[]Variant{{Name: "a", After: []string{"b"}}, {Name: "b", After: []string{"a"}}}, "cycle: a → b → a"},
+		{[]Variant{{Name: "a", After: []string{"a"}}}, "cycle: a → a"},
+	} {
+		err := SweepConfig{Name: "st", Variants: c.variants}.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.variants, err, c.want)
+		}
 	}
 }
 

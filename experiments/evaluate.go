@@ -100,6 +100,9 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 	return store.AddEvaluations(rows)
 }
 
+// selfReference as eval.ar_reference makes an AR run score its own samples.
+const selfReference = "self"
+
 // sampleAndScore draws eval.gen_samples sequences for every step count in
 // eval.gen_steps, scores them (generative perplexity under the AR
 // reference when one is named, entropy, distinct-n) and records samples
@@ -121,7 +124,15 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		return err
 	}
 	var ref *eval.Reference
-	if cfg.Eval.ARReference != "" {
+	switch cfg.Eval.ARReference {
+	case "":
+	case selfReference:
+		mcfg, err := cfg.Model.Resolve()
+		if err != nil {
+			return err
+		}
+		ref = &eval.Reference{Net: m.net, Vocab: corpus.Vocab.Size(), MaxLen: mcfg.MaxLen, Device: m.dev}
+	default:
 		ref, err = eval.LoadReference(cfg.Eval.ARReference, corpus.Vocab, m.dev)
 		if err != nil {
 			return err

@@ -6,7 +6,7 @@
 //	go run ./experiments -cfg study-cpu                   # a config with sweep: runs every variant
 //	go run ./experiments -cfg absorbing -mode eval        # evaluate the newest checkpoint
 //	go run ./experiments -cfg absorbing -mode sample -n 8 -steps 128 -infill "She [MASK:4] the door."
-//	go run ./experiments -mode report | plot [-sweep NAME]
+//	go run ./experiments -mode report | plot [-sweep NAME] [-doc docs/study-cpu.md]
 //
 // Exit status: 0 on success, 1 on a failed run, 2 on bad usage or config.
 package main
@@ -40,9 +40,9 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 // options are the command-line flags beyond the config.
 type options struct {
-	cfg, mode, ckpt, sampler, infill, sweep, db, out, runName, variant string
-	n, steps, length, parallel                                         int
-	sets                                                               setFlags
+	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant string
+	n, steps, length, parallel                                              int
+	sets                                                                    setFlags
 }
 
 var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench"}
@@ -58,9 +58,10 @@ func main() {
 	flag.IntVar(&o.length, "len", 0, "sample: sequence length (default data.seq_len)")
 	flag.StringVar(&o.sampler, "sampler", "", "sample: sampler name (default sampling.sampler)")
 	flag.StringVar(&o.infill, "infill", "", `sample: text with masked spans, e.g. "She [MASK:4] the door."`)
-	flag.IntVar(&o.parallel, "parallel", 1, "sweep: runs at once")
+	flag.IntVar(&o.parallel, "parallel", 0, "sweep: runs at once (default sweep.parallel, else 1)")
 	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
 	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
+	flag.StringVar(&o.doc, "doc", "", "report: also rewrite the generated block of this Markdown file")
 	flag.StringVar(&o.out, "out", "", "report/plot: output folder (default out_dir/report)")
 	flag.StringVar(&o.runName, "run-name", "", "internal: run name chosen by a sweep")
 	flag.StringVar(&o.variant, "variant", "", "internal: variant label chosen by a sweep")

@@ -19,7 +19,9 @@ import (
 
 // sweep runs every planned run of cfg.Sweep that is not finished yet, each
 // as a child process of this binary (so a crash or a leak in one run
-// cannot take the others down), at most o.parallel at once. A killed sweep
+// cannot take the others down), at most sweep.parallel (or -parallel) at
+// once, wave by wave: a variant with `after:` starts only when the
+// variants it names have finished, and a failed wave stops the sweep. A killed sweep
 // started again skips finished runs and resumes the unfinished ones from
 // their newest checkpoints; the database upserts keep rows unique.
 func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) error {
@@ -29,8 +31,11 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) er
 	if loaded.Path == "" {
 		return usageError{errors.New("a sweep needs a config file (-cfg)")}
 	}
-	if o.parallel < 1 {
+	if o.parallel < 0 {
 		return usageError{fmt.Errorf("-parallel %d: want at least 1", o.parallel)}
+	}
+	if o.parallel == 0 {
+		o.parallel = max(1, cfg.Sweep.Parallel)
 	}
 	plan := cfg.Sweep.Plan()
 	db, err := filepath.Abs(dbPath(cfg))
@@ -68,23 +73,14 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) er
 		threads = max(1, runtime.NumCPU()/o.parallel)
 	}
 
-	var (
-		mu     sync.Mutex
-		failed []string
-		wg     sync.WaitGroup
-		slots  = make(chan struct{}, o.parallel)
-		began  = time.Now()
-		done   int
-	)
-	for _, r := range todo {
-		if ctx.Err() != nil {
-			break
+	began := time.Now()
+	done := 0
+	for first := 0; first < len(todo); {
+		last := first
+		for last < len(todo) && todo[last].Wave == todo[first].Wave {
+			last++
 		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func(r PlannedRun) {
-			defer wg.Done()
-			defer func() { <-slots }()
+		failed := runWave(ctx, todo[first:last], func(r PlannedRun) error {
 			args := []string{"-cfg", loaded.Path, "-mode", "run", "-run-name", r.Name, "-variant", r.Variant,
 				"-sweep", cfg.Sweep.Name, "-db", db}
 			sets := append(append([]string{}, r.Sets...), o.sets...)
@@ -94,26 +90,57 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) er
 			for _, s := range sets {
 				args = append(args, "-set", s)
 			}
-			err := runChild(ctx, self, args, r, cfg, o.parallel > 1)
+			return runChild(ctx, self, args, r, cfg, o.parallel > 1)
+		}, o.parallel, func() {
+			done++
+			slog.Info("sweep progress", "done", done, "of", len(todo), "elapsed", time.Since(began).Round(time.Second),
+				"eta", eta(time.Since(began), done, len(todo)))
+		})
+		if ctx.Err() != nil {
+			return fmt.Errorf("sweep %s interrupted after %d of %d runs; start it again to finish", cfg.Sweep.Name, done, len(todo))
+		}
+		if len(failed) > 0 {
+			msg := ""
+			if last < len(todo) {
+				msg = fmt.Sprintf("; %d run(s) of later waves, which wait for these, not started", len(todo)-last)
+			}
+			return fmt.Errorf("sweep %s: %d run(s) failed: %v%s", cfg.Sweep.Name, len(failed), failed, msg)
+		}
+		first = last
+	}
+	return nil
+}
+
+// runWave runs one wave's runs, at most parallel at once, calling progress
+// after each (under a lock), and returns the names of those that failed.
+func runWave(ctx context.Context, runs []PlannedRun, start func(PlannedRun) error, parallel int, progress func()) []string {
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, parallel)
+	)
+	for _, r := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(r PlannedRun) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			err := start(r)
 			mu.Lock()
 			defer mu.Unlock()
-			done++
 			if err != nil {
 				failed = append(failed, r.Name)
 				slog.Error("sweep: run failed", "run", r.Name, "err", err)
 			}
-			slog.Info("sweep progress", "done", done, "of", len(todo), "elapsed", time.Since(began).Round(time.Second),
-				"eta", eta(time.Since(began), done, len(todo)))
+			progress()
 		}(r)
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		return fmt.Errorf("sweep %s interrupted after %d of %d runs; start it again to finish", cfg.Sweep.Name, done, len(todo))
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("sweep %s: %d run(s) failed: %v", cfg.Sweep.Name, len(failed), failed)
-	}
-	return nil
+	return failed
 }
 
 // runChild runs one planned run. Alone, its output goes to the terminal;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,12 +16,19 @@ type SweepConfig struct {
 	Variants []Variant `mapstructure:"variants"`
 	Axes     []Axis    `mapstructure:"axes"`
 	Seeds    []int64   `mapstructure:"seeds"`
+	// Parallel is how many runs go at once (each with threads/parallel
+	// libtorch threads unless threads is set); -parallel overrides it.
+	Parallel int `mapstructure:"parallel"`
 }
 
-// Variant is one named set of "key=value" overrides.
+// Variant is one named set of "key=value" overrides. After names the
+// variants whose runs must all finish before this variant's runs start:
+// an embedding-distance process reads the AR baseline's trained token
+// embeddings, and generative perplexity needs the AR reference to exist.
 type Variant struct {
-	Name string   `mapstructure:"name"`
-	Set  []string `mapstructure:"set"`
+	Name  string   `mapstructure:"name"`
+	Set   []string `mapstructure:"set"`
+	After []string `mapstructure:"after"`
 }
 
 // Axis is one grid dimension: a key and the values it takes.
@@ -42,6 +50,9 @@ func (s SweepConfig) Validate() error {
 	if s.Name == "" {
 		return fmt.Errorf("sweep.name: required when sweep.variants, sweep.axes or sweep.seeds is set")
 	}
+	if s.Parallel < 0 {
+		return fmt.Errorf("sweep.parallel: %d, want at least 1 (0 = one at a time)", s.Parallel)
+	}
 	seen := map[string]bool{}
 	for i, v := range s.Variants {
 		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
@@ -57,6 +68,16 @@ func (s SweepConfig) Validate() error {
 			}
 		}
 	}
+	for i, v := range s.Variants {
+		for _, dep := range v.After {
+			if !seen[dep] {
+				return fmt.Errorf("sweep.variants[%d].after: %q is not a variant of this sweep", i, dep)
+			}
+		}
+	}
+	if _, err := s.waves(); err != nil {
+		return err
+	}
 	for i, a := range s.Axes {
 		if a.Key == "" || len(a.Values) == 0 {
 			return fmt.Errorf("sweep.axes[%d]: needs a key and at least one value", i)
@@ -65,18 +86,58 @@ func (s SweepConfig) Validate() error {
 	return nil
 }
 
+// waves gives each variant its wave: 0 without `after`, else one more
+// than the latest wave it waits for. A cycle is an error naming it.
+func (s SweepConfig) waves() (map[string]int, error) {
+	after := map[string][]string{}
+	for _, v := range s.Variants {
+		after[v.Name] = v.After
+	}
+	wave := map[string]int{}
+	const visiting = -1
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		switch w, ok := wave[name]; {
+		case ok && w == visiting:
+			return fmt.Errorf("sweep.variants: `after` makes a cycle: %s", strings.Join(append(path, name), " → "))
+		case ok:
+			return nil
+		}
+		wave[name] = visiting
+		w := 0
+		for _, dep := range after[name] {
+			if err := visit(dep, append(path, name)); err != nil {
+				return err
+			}
+			w = max(w, wave[dep]+1)
+		}
+		wave[name] = w
+		return nil
+	}
+	for _, v := range s.Variants {
+		if err := visit(v.Name, nil); err != nil {
+			return nil, err
+		}
+	}
+	return wave, nil
+}
+
 // PlannedRun is one run of a sweep: its unique name, the variant label
-// the report groups by (seeds of one variant share it), and its overrides.
+// the report groups by (seeds of one variant share it), its overrides, and
+// its wave (runs of a wave start only when every earlier wave finished).
 type PlannedRun struct {
 	Name    string
 	Variant string
 	Seed    int64
 	Sets    []string
+	Wave    int
 }
 
 // Plan expands the sweep deterministically: variants (or one unnamed
-// variant) × axis grid × seeds.
+// variant) × axis grid × seeds, ordered by wave (stable within a wave).
+// Call it on a validated config.
 func (s SweepConfig) Plan() []PlannedRun {
+	waves, _ := s.waves()
 	variants := s.Variants
 	if len(variants) == 0 {
 		variants = []Variant{{}}
@@ -105,17 +166,18 @@ func (s SweepConfig) Plan() []PlannedRun {
 			}
 			sets := append(append([]string{}, v.Set...), g...)
 			if len(seeds) == 0 {
-				out = append(out, PlannedRun{Name: s.Name + "/" + label, Variant: label, Sets: sets})
+				out = append(out, PlannedRun{Name: s.Name + "/" + label, Variant: label, Sets: sets, Wave: waves[v.Name]})
 				continue
 			}
 			for _, seed := range seeds {
 				out = append(out, PlannedRun{
 					Name: fmt.Sprintf("%s/%s/seed%d", s.Name, label, seed), Variant: label, Seed: seed,
-					Sets: append(append([]string{}, sets...), fmt.Sprintf("seed=%d", seed)),
+					Sets: append(append([]string{}, sets...), fmt.Sprintf("seed=%d", seed)), Wave: waves[v.Name],
 				})
 			}
 		}
 	}
+	slices.SortStableFunc(out, func(a, b PlannedRun) int { return a.Wave - b.Wave })
 	return out
 }
 

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -21,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dlmlab/difflm/data"
 )
 
 func main() {
@@ -33,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, items []item, client *http.Client) int {
 	fs := flag.NewFlagSet("datafetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", data.DefaultDir(), "data folder ($DATA_DIR, else datasets)")
+	dir := fs.String("dir", cmp.Or(os.Getenv("DATA_DIR"), "datasets"), "data folder ($DATA_DIR, else datasets)")
 	only := fs.String("only", "", "comma-separated item names to fetch (see -list)")
 	all := fs.Bool("all", false, "also fetch the optional (large) items")
 	offline := fs.Bool("offline", false, "do not download: only check what is present")
