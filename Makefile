@@ -17,7 +17,7 @@ export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || 
 
 include data/data.mk
 
-.PHONY: setup apt torchprep run test vet bench bench-sample data clean-torch
+.PHONY: setup apt torchprep run test vet bench bench-sample study data clean-torch
 
 setup: apt torchprep
 
@@ -55,6 +55,13 @@ bench-sample: setup
 
 bench: setup
 	$(GO) run ./experiments -mode bench
+
+# The comparison study (docs/study-cpu.md): about 90 min on 2 cores. A killed
+# study started again resumes; the report rewrites the document's table.
+study: setup
+	$(GO) run ./experiments -cfg study-cpu.yaml
+	$(GO) run ./experiments -cfg study-cpu.yaml -mode report -doc docs/study-cpu.md -out docs/study-cpu
+	$(GO) run ./experiments -cfg study-cpu.yaml -mode plot -out docs/study-cpu
 
 data:
 	$(GO) run ./cmd/datafetch -dir $(DATA_DIR)

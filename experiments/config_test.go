@@ -9,10 +9,10 @@ import (
 // The real experiment config: every shipped config loads, and the errors a
 // user meets name the key.
 func TestShippedConfigsLoad(t *testing.T) {
-	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar"} {
+	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar", "study-cpu", "owt-small"} {
 		t.Run(name, func(t *testing.T) {
 			withConfigsDir(t)
-			cfg, loaded, err := loadConfig(name, nil)
+			cfg, loaded, err := loadConfig(name+".yaml", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,6 +33,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"train.stepz=1"}, `unknown key "train.stepz" (did you mean "train.steps"?)`},
 		{[]string{"model.heads=5"}, "model.heads"},
 		{[]string{"train.device=cpu"}, `unknown key "train.device" (did you mean "device"?)`},
+		{[]string{"eval.ar_reference=self"}, `eval.ar_reference: "self" needs objective.name: ar, got mdlm`},
 	}
 	withConfigsDir(t)
 	for _, c := range cases {

@@ -89,6 +89,7 @@ sweep:
 const twoVariants = `    - name: mdlm
       set: [process.name=absorbing, objective.name=mdlm, sampling.sampler=ancestral-cached]
     - name: ar
+      after: [mdlm]
       set: [process.name=none, objective.name=ar, sampling.sampler=ar]
 `
 
@@ -133,6 +134,13 @@ func TestSweepEndToEnd(t *testing.T) {
 	if len(runs) != 2 {
 		t.Fatalf("%d runs recorded, want 2", len(runs))
 	}
+	byName := map[string]results.Run{}
+	for _, r := range runs {
+		byName[r.Variant] = r
+	}
+	if ar, mdlm := byName["ar"], byName["mdlm"]; ar.StartedAt.Before(mdlm.FinishedAt) {
+		t.Errorf("ar (after: [mdlm]) started %v, before mdlm finished %v", ar.StartedAt, mdlm.FinishedAt)
+	}
 	for _, r := range runs {
 		if r.Status != results.StatusFinished {
 			t.Errorf("run %s: status %s (%s)", r.Name, r.Status, r.Error)
@@ -167,8 +175,14 @@ func TestSweepEndToEnd(t *testing.T) {
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "report", "e2e", "report.md"))
-	if err != nil || !strings.Contains(string(md), "| mdlm") {
-		t.Errorf("report.md missing or without the mdlm row: %v\n%s", err, md)
+	if err != nil || !strings.Contains(string(md), "| mdlm") || !strings.Contains(string(md), "2 of 2 runs finished") {
+		t.Errorf("report.md missing, or without the mdlm row or the run costs: %v\n%s", err, md)
+	}
+	doc := filepath.Join(dir, "study.md")
+	os.WriteFile(doc, []byte("intro\n"+docBegin+"\n"+docEnd+"\nreading\n"), 0o644)
+	runCmd(t, bin, "-cfg", cfg, "-mode", "report", "-doc", doc)
+	if got, _ := os.ReadFile(doc); !strings.Contains(string(got), "intro\n"+docBegin+"\n"+string(md)+docEnd+"\nreading\n") {
+		t.Errorf("-doc did not splice report.md between the markers:\n%s", got)
 	}
 
 	plotOut, err := exec.Command(bin, "-cfg", cfg, "-mode", "plot").Output()
