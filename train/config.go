@@ -181,3 +181,12 @@ func (c Config) micro() int {
 	}
 	return c.MicroBatch
 }
+
+// initialEMAWeight is the share of the initial weights left in the EMA
+// after Steps updates, decay^Steps (the average starts from them).
+func (c Config) initialEMAWeight() float64 {
+	if c.EMA == 0 {
+		return 0
+	}
+	return math.Pow(c.EMA, float64(c.Steps))
+}

@@ -109,6 +109,10 @@ func New(cfg Config, vs *nn.VarStore, runDir string, meta map[string]string) (*T
 	}
 	slog.Info("train: ready", "run", runDir, "device", torchx.DeviceName(dev), "precision", precision,
 		"threads", torchx.Threads(), "params", numel, "step", t.step, "steps", cfg.Steps)
+	if w := cfg.initialEMAWeight(); w > 0.01 {
+		slog.Warn("train: the EMA weights that evaluation and sampling use will still hold this much of the initial (random) weights at the end; lower train.ema or train longer",
+			"share", w, "ema", cfg.EMA, "steps", cfg.Steps)
+	}
 	return t, nil
 }
 

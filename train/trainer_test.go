@@ -320,3 +320,21 @@ func TestPrecision(t *testing.T) {
 		t.Errorf("autocast returned %v, want fn's error", err)
 	}
 }
+
+func TestInitialEMAWeight(t *testing.T) {
+	for _, c := range []struct {
+		ema   float64
+		steps int
+		want  float64
+	}{
+		{0, 100, 0},
+		{0.995, 250, 0.285608}, // the short-run trap the warning is for
+		{0.98, 250, 0.006405},  // configs/study-cpu.yaml
+		{0.9999, 1000000, 0},   // MDLM's: underflows to ~0
+	} {
+		got := Config{EMA: c.ema, Steps: c.steps}.initialEMAWeight()
+		if math.Abs(got-c.want) > 1e-5 {
+			t.Errorf("ema %g over %d steps: initial share %g, want %g", c.ema, c.steps, got, c.want)
+		}
+	}
+}
