@@ -7,9 +7,8 @@ import (
 	"github.com/dlmlab/difflm/results"
 )
 
-// MetricEntropy names the mean per-sample unigram entropy (nats), which
-// results/names.go does not define (yet): the store takes any name.
-const MetricEntropy = "entropy"
+// MetricEntropy names the mean per-sample unigram entropy (nats).
+const MetricEntropy = results.MetricEntropy
 
 // MetricDistinct names the mean per-sample distinct-n: distinct_1 … distinct_4.
 func MetricDistinct(n int) string { return fmt.Sprintf("distinct_%d", n) }

@@ -19,6 +19,7 @@ const (
 	MetricNLL        = "nll"
 	MetricAccuracy   = "accuracy"
 	MetricGenPPL     = "gen_ppl" // perplexity of samples under the AR reference
+	MetricEntropy    = "entropy" // mean per-sample unigram entropy of samples (nats)
 	MetricTokensPerS = "tokens_per_s"
 	MetricModelCalls = "model_calls"
 

@@ -80,12 +80,13 @@ func WritePlots(s *Store, f RunFilter, dir string, opts PlotOptions) ([]string, 
 	}
 	figs = append(figs, ppl...)
 	gen, errGen := stepsFigure(table, "gen_ppl_vs_steps", MetricGenPPL, "Generative perplexity", "generative perplexity")
+	ent, errEnt := stepsFigure(table, "entropy_vs_steps", MetricEntropy, "Unigram entropy of samples", "entropy (nats)")
 	acc, errAcc := accuracyFigure(table)
 	tps, errTPS := stepsFigure(table, "tokens_per_s_vs_steps", MetricTokensPerS, "Sampling throughput", "tokens / s")
-	if err := errors.Join(errGen, errAcc, errTPS); err != nil {
+	if err := errors.Join(errGen, errEnt, errAcc, errTPS); err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}
-	figs = append(figs, gen, acc, tps)
+	figs = append(figs, gen, ent, acc, tps)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}

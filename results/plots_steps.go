@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
 
@@ -17,7 +18,10 @@ import (
 // log2 axis, one line per variant and remaining params (the sampler). When
 // the metric was recorded as an evaluation, those columns are used; the
 // averages derived from the samples table are the fallback, so that a
-// quantity is not drawn twice.
+// quantity is not drawn twice. A series with one point while others have
+// several is a sampler that ignores T (autoregressive decoding): it is drawn
+// as a dashed level across the axis. Values spanning more than a factor 20
+// get a log y axis.
 func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 	cols := stepColumns(t, metric, false)
 	if len(cols) == 0 {
@@ -36,8 +40,8 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 			}
 			label := r.Variant
 			for _, k := range slices.Sorted(maps.Keys(col.Params)) {
-				if k != ParamSteps {
-					label += fmt.Sprintf(" %v", col.Params[k])
+				if v := fmt.Sprint(col.Params[k]); k != ParamSteps && v != r.Variant {
+					label += " " + v
 				}
 			}
 			series[label] = append(series[label], point{col.Params[ParamSteps].(float64), c.Value, c.Err})
@@ -52,6 +56,16 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 	p.Y.Label.Text = ylabel
 	p.Legend.Top = true
 	lo, hi := math.Inf(1), math.Inf(-1)
+	ylo, yhi := math.Inf(1), math.Inf(-1)
+	longest := 0
+	for _, pts := range series {
+		longest = max(longest, len(pts))
+		for _, q := range pts {
+			lo, hi = min(lo, q.steps), max(hi, q.steps)
+			ylo, yhi = min(ylo, q.value), max(yhi, q.value)
+		}
+	}
+	logY := ylo > 0 && yhi/ylo > 20
 	for i, label := range slices.Sorted(maps.Keys(series)) {
 		pts := series[label]
 		slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.steps, b.steps) })
@@ -59,17 +73,28 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 		var eb errPoints
 		for _, q := range pts {
 			xys = append(xys, plotter.XY{X: q.steps, Y: q.value})
-			lo, hi = min(lo, q.steps), max(hi, q.steps)
 			if q.err > 0 && !math.IsInf(q.err, 0) {
+				low := q.err
+				if logY && low >= q.value { // a log axis has no room below zero
+					low = q.value * 0.99
+				}
 				eb.XYs = append(eb.XYs, plotter.XY{X: q.steps, Y: q.value})
-				eb.YErrors = append(eb.YErrors, struct{ Low, High float64 }{Low: q.err, High: q.err})
+				eb.YErrors = append(eb.YErrors, struct{ Low, High float64 }{Low: low, High: q.err})
 			}
+		}
+		level := len(pts) == 1 && longest > 1
+		if level {
+			label += " (any T)"
+			xys = plotter.XYs{{X: lo, Y: pts[0].value}, {X: hi, Y: pts[0].value}}
 		}
 		l, sc, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return figure{}, fmt.Errorf("%s line %s: %w", name, label, err)
 		}
 		l.Color, l.Width = plotutil.Color(i), 1.2
+		if level {
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
 		sc.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: 2.5, Shape: plotutil.Shape(i)}
 		p.Add(l, sc)
 		if len(eb.XYs) > 0 {
@@ -87,6 +112,10 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = pow2Ticks{}
 	p.X.Min, p.X.Max = lo/math.Sqrt2, hi*math.Sqrt2
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
 	return figure{name: name, plot: p}, nil
 }
 

@@ -66,8 +66,15 @@ func TestWritePlots(t *testing.T) {
 		for _, steps := range []int{8, 16, 128, 1024} {
 			evals = append(evals, Evaluation{RunID: r.ID, Task: TaskGen, Metric: MetricGenPPL,
 				Value: 200/math.Log2(float64(steps)) + float64(i), Stderr: 2,
-				Params: map[string]any{ParamSteps: steps, ParamSampler: "ancestral"}})
+				Params: map[string]any{ParamSteps: steps, ParamSampler: "ancestral"}},
+				Evaluation{RunID: r.ID, Task: TaskGen, Metric: MetricEntropy, Value: 4 + float64(i), Stderr: 0.1,
+					Params: map[string]any{ParamSteps: steps, ParamSampler: "ancestral"}})
 		}
+		// An autoregressive sampler ignores T: one point, drawn as a level;
+		// its gen ppl 50× below the others' puts the y axis on a log scale
+		// with an error bar reaching below zero.
+		evals = append(evals, Evaluation{RunID: r.ID, Task: TaskGen, Metric: MetricGenPPL, Value: 1.5, Stderr: 2,
+			Params: map[string]any{ParamSteps: 8, ParamSampler: "ar"}})
 		for step := 0; step <= 1000; step += 50 {
 			loss := 10*math.Exp(-float64(step)/300) + float64(i)
 			if step == 500 {
@@ -98,7 +105,7 @@ func TestWritePlots(t *testing.T) {
 	}
 	slices.Sort(names)
 	var want []string
-	for _, n := range []string{"loss_owt", "ppl_bound_valid", "gen_ppl_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
+	for _, n := range []string{"loss_owt", "ppl_bound_valid", "gen_ppl_vs_steps", "entropy_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
 		want = append(want, n+".png", n+".svg")
 	}
 	slices.Sort(want)
@@ -127,7 +134,7 @@ func TestWritePlotsSkipsEmpty(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("%d files written for no data", len(entries))
 	}
-	for _, plot := range []string{"loss_owt", "ppl_bound", "gen_ppl_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
+	for _, plot := range []string{"loss_owt", "ppl_bound", "gen_ppl_vs_steps", "entropy_vs_steps", "lambada_accuracy", "tokens_per_s_vs_steps"} {
 		if !strings.Contains(log.String(), "plot="+plot+" reason=") {
 			t.Errorf("no skip reason logged for %s in:\n%s", plot, log.String())
 		}
