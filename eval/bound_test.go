@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"context"
 	"io"
 	"math"
@@ -14,13 +16,13 @@ import (
 	"github.com/dlmlab/difflm/torchx"
 )
 
-// toyModel is an mdlm model of toy3x2 (absorbing, log-linear ε) with T
+// toyModel is an mdlm model of toydist.Dist3x2() (absorbing, log-linear ε) with T
 // steps (0 = continuous time).
 func toyModel(t *testing.T, wobbly bool, steps int, eps float64) Model {
 	t.Helper()
-	proc := forward.NewAbsorbing(toy3x2.v, forward.LogLinear{Eps: eps})
-	obj := objective(t, "mdlm", proc, toy3x2.v, func(c *losses.Config) { c.Steps = steps })
-	return Model{Net: denoiser(newExact(toy3x2, proc), wobbly), Objective: obj, Steps: steps, Process: proc, SeqLen: toy3x2.l}
+	proc := forward.NewAbsorbing(toydist.Dist3x2().V, forward.LogLinear{Eps: eps})
+	obj := objective(t, "mdlm", proc, toydist.Dist3x2().V, func(c *losses.Config) { c.Steps = steps })
+	return Model{Net: denoiser(toydist.NewExact(toydist.Dist3x2(), proc), wobbly), Objective: obj, Steps: steps, Process: proc, SeqLen: toydist.Dist3x2().L}
 }
 
 func bound(t *testing.T, m Model, rows [][]int64, edit func(*Config)) Result {
@@ -43,7 +45,7 @@ func bound(t *testing.T, m Model, rows [][]int64, edit func(*Config)) Result {
 // importance-sampled; a wrong network's bound lies above it.
 func TestBoundAgainstTrueNLL(t *testing.T) {
 	torchx.Lock()
-	rows, nll := toy3x2.dataset(512)
+	rows, nll := toydist.Dist3x2().Dataset(512)
 	for _, c := range []struct {
 		name               string
 		wobbly, importance bool
@@ -70,7 +72,7 @@ func TestBoundAgainstTrueNLL(t *testing.T) {
 // to K = 64 by a factor 4 (3.6 to 4.6 over eight seeds, measured).
 func TestStderrShrinksLikeRootK(t *testing.T) {
 	torchx.Lock()
-	rows, _ := toy3x2.dataset(512)
+	rows, _ := toydist.Dist3x2().Dataset(512)
 	m := toyModel(t, true, 0, 1e-3)
 	se := map[int]float64{}
 	for _, k := range []int{4, 64} {
@@ -88,7 +90,7 @@ func TestStderrShrinksLikeRootK(t *testing.T) {
 // sweeps only the x_t noise is left, far below the random-step error.
 func TestExactStepsMatchDraws(t *testing.T) {
 	torchx.Lock()
-	rows, _ := toy3x2.dataset(256)
+	rows, _ := toydist.Dist3x2().Dataset(256)
 	m := toyModel(t, true, 8, 1e-3)
 	random := bound(t, m, rows, func(c *Config) { c.TDraws = 64 })
 	one := bound(t, m, rows, func(c *Config) { c.TDraws, c.ExactSteps = 1, true })

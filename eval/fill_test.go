@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"math"
 	"slices"
 	"testing"
@@ -10,8 +12,8 @@ import (
 )
 
 // probsNet turns a function giving per-position probabilities into a net.
-func probsNet(v int, fn func(x []int64) [][]float64) *tableNet {
-	return &tableNet{out: v, fn: func(x []int64, _ float64) [][]float64 {
+func probsNet(v int, fn func(x []int64) [][]float64) *toydist.TableNet {
+	return &toydist.TableNet{Out: v, Fn: func(x []int64, _ float64) [][]float64 {
 		p := fn(x)
 		for i := range p {
 			for j := range p[i] {

@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"bufio"
 	"context"
 	"math"
@@ -73,8 +75,8 @@ func joinLines(lines []string) string {
 // the oracle finds the passage that agrees with the row best and puts all
 // mass on its tokens (the next token for a causal net, which sees the row
 // shifted right by one) or, when anti, on the token id after them.
-func oracle(passages [][]int64, out, v int, causal, anti bool) *tableNet {
-	return &tableNet{out: out, fn: func(x []int64, _ float64) [][]float64 {
+func oracle(passages [][]int64, out, v int, causal, anti bool) *toydist.TableNet {
+	return &toydist.TableNet{Out: out, Fn: func(x []int64, _ float64) [][]float64 {
 		n := len(x)
 		var best []int64
 		score := -1

@@ -1,6 +1,8 @@
 package losses
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"fmt"
 	"math"
 	"testing"
@@ -11,14 +13,14 @@ import (
 
 // scorer is the exact score model of a toy for sedd: log true ratios, with
 // SEDD's absorbing shift undone so that the objective's shift restores them.
-func scorer(ex *exact, wobbly bool) *tableNet {
-	n := ex.proc.NumStates()
-	return &tableNet{out: n, fn: func(x []int64, sigma float64) [][]float64 {
-		out := logs(ex.scores(x, sigma))
+func scorer(ex *toydist.Exact, wobbly bool) *toydist.TableNet {
+	n := ex.Proc.NumStates()
+	return &toydist.TableNet{Out: n, Fn: func(x []int64, sigma float64) [][]float64 {
+		out := toydist.Logs(ex.Scores(x, sigma))
 		for i := range out {
 			for y := range out[i] {
-				if ex.proc.Name() == "absorbing" {
-					out[i][y] += math.Log(math.Expm1(sigma)) + math.Log(float64(ex.d.v))
+				if ex.Proc.Name() == "absorbing" {
+					out[i][y] += math.Log(math.Expm1(sigma)) + math.Log(float64(ex.D.V))
 				}
 				if wobbly {
 					out[i][y] += wobble(x, i, y)
@@ -37,32 +39,32 @@ func TestContinuousBoundsExactForEveryX0(t *testing.T) {
 	ll := forward.LogLinear{Eps: eps}
 	cases := []struct {
 		name, obj string
-		d         toy
+		d         toydist.Dist
 		proc      forward.Process
 	}{
-		{"mdlm/absorbing/3x2", "mdlm", toy3x2, forward.NewAbsorbing(3, ll)},
-		{"mdlm/absorbing/4x3", "mdlm", toy4x3(), forward.NewAbsorbing(4, ll)},
-		{"mdlm/absorbing-cosine/3x2", "mdlm", toy3x2, forward.NewAbsorbing(3, forward.Cosine{Eps: eps})},
-		{"sedd/absorbing/3x2", "sedd", toy3x2, forward.NewAbsorbing(3, ll)},
-		{"sedd/uniform/3x2", "sedd", toy3x2, forward.NewUniform(3, ll)},
-		{"sedd/embedding/3x2", "sedd", toy3x2, toyEmbedding(t, forward.Geometric{SigmaMin: 1e-7, SigmaMax: 40})},
+		{"mdlm/absorbing/3x2", "mdlm", toydist.Dist3x2(), forward.NewAbsorbing(3, ll)},
+		{"mdlm/absorbing/4x3", "mdlm", toydist.Dist4x3(), forward.NewAbsorbing(4, ll)},
+		{"mdlm/absorbing-cosine/3x2", "mdlm", toydist.Dist3x2(), forward.NewAbsorbing(3, forward.Cosine{Eps: eps})},
+		{"sedd/absorbing/3x2", "sedd", toydist.Dist3x2(), forward.NewAbsorbing(3, ll)},
+		{"sedd/uniform/3x2", "sedd", toydist.Dist3x2(), forward.NewUniform(3, ll)},
+		{"sedd/embedding/3x2", "sedd", toydist.Dist3x2(), toyEmbedding(t, forward.Geometric{SigmaMin: 1e-7, SigmaMax: 40})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			torchx.Lock() // a subtest runs on its own goroutine
-			ex := newExact(c.d, c.proc)
-			m := build(t, c.obj, c.proc, c.d.v, nil)
+			ex := toydist.NewExact(c.d, c.proc)
+			m := build(t, c.obj, c.proc, c.d.V, nil)
 			net := denoiser(ex, false, false)
 			if c.obj == "sedd" {
 				net = scorer(ex, false)
 			}
-			x0s := seqs(c.d.v, c.d.l)
+			x0s := toydist.Seqs(c.d.V, c.d.L)
 			if len(x0s) > 16 {
 				x0s = x0s[:16] // the 4x3 toy: 16 of its 64 sequences are plenty
 			}
 			worst := 0.0
 			for k, got := range exactBounds(t, m, 0, net, ex, x0s) {
-				want := -math.Log(c.d.p[code(x0s[k], c.d.v)])
+				want := -math.Log(c.d.P[toydist.Code(x0s[k], c.d.V)])
 				worst = max(worst, math.Abs(got-want))
 				if math.Abs(got-want) > 2e-5 {
 					t.Errorf("x0 = %v: bound %.8f, −log p(x0) = %.8f", x0s[k], got, want)
@@ -78,8 +80,8 @@ func TestContinuousBoundsExactForEveryX0(t *testing.T) {
 func TestBoundsAtDefaultEps(t *testing.T) {
 	torchx.Lock()
 	ll := forward.LogLinear{Eps: 1e-3}
-	d := toy3x2
-	h := d.entropy()
+	d := toydist.Dist3x2()
+	h := d.Entropy()
 	cases := []struct {
 		name, obj string
 		proc      forward.Process
@@ -94,14 +96,14 @@ func TestBoundsAtDefaultEps(t *testing.T) {
 		{"sedd/embedding", "sedd", toyEmbedding(t, ll)},
 	}
 	for _, c := range cases {
-		ex := newExact(d, c.proc)
-		m := build(t, c.obj, c.proc, d.v, nil)
+		ex := toydist.NewExact(d, c.proc)
+		m := build(t, c.obj, c.proc, d.V, nil)
 		good, bad := denoiser(ex, false, false), denoiser(ex, false, true)
 		if c.obj == "sedd" {
 			good, bad = scorer(ex, false), scorer(ex, true)
 		}
-		exactMean := mean(d, exactBounds(t, m, 0, good, ex, seqs(d.v, d.l)))
-		wrongMean := mean(d, exactBounds(t, m, 0, bad, ex, seqs(d.v, d.l)))
+		exactMean := mean(d, exactBounds(t, m, 0, good, ex, toydist.Seqs(d.V, d.L)))
+		wrongMean := mean(d, exactBounds(t, m, 0, bad, ex, toydist.Seqs(d.V, d.L)))
 		t.Logf("%-16s H = %.5f  exact model %.5f  wobbled model %.5f", c.name, h, exactMean, wrongMean)
 		if math.Abs(exactMean-h) > 1e-2 {
 			t.Errorf("%s: exact model's mean bound %.5f, entropy %.5f", c.name, exactMean, h)
@@ -118,11 +120,11 @@ func TestScoreEntropyZeroAtTrueRatios(t *testing.T) {
 	torchx.Lock()
 	ll := forward.LogLinear{Eps: 1e-3}
 	for _, proc := range []forward.Process{forward.NewAbsorbing(3, ll), forward.NewUniform(3, ll), toyEmbedding(t, ll)} {
-		ex := newExact(toy3x2, proc)
+		ex := toydist.NewExact(toydist.Dist3x2(), proc)
 		m := build(t, "sedd", proc, 3, nil)
-		for _, x0 := range seqs(3, 2) {
-			net := &tableNet{out: proc.NumStates(), fn: func(x []int64, sigma float64) [][]float64 {
-				tr := ex.trans(sigma)
+		for _, x0 := range toydist.Seqs(3, 2) {
+			net := &toydist.TableNet{Out: proc.NumStates(), Fn: func(x []int64, sigma float64) [][]float64 {
+				tr := ex.Trans(sigma)
 				out := make([][]float64, len(x))
 				for i := range x {
 					for y := range proc.NumStates() {
@@ -152,17 +154,17 @@ func TestScoreEntropyZeroAtTrueRatios(t *testing.T) {
 // while the proportional form with the same (wrong for it) output does not.
 func TestD3PMForms(t *testing.T) {
 	torchx.Lock()
-	d := toy3x2
-	h := d.entropy()
+	d := toydist.Dist3x2()
+	h := d.Entropy()
 	ll := forward.LogLinear{Eps: 1e-3}
 	procs := []forward.Process{forward.NewUniform(3, ll), toyEmbedding(t, forward.Geometric{SigmaMin: 1e-4, SigmaMax: 20}), forward.NewAbsorbing(3, ll)}
 	for _, proc := range procs {
-		ex := newExact(d, proc)
+		ex := toydist.NewExact(d, proc)
 		var prevMix float64
 		for _, steps := range []int{1, 4, 16, 64, 256} {
 			mix := build(t, "d3pm", proc, 3, func(c *Config) { c.Steps, c.D3PMForm = steps, "mixture" })
 			prop := build(t, "d3pm", proc, 3, func(c *Config) { c.Steps, c.D3PMForm = steps, "proportional" })
-			x0s := seqs(3, 2)
+			x0s := toydist.Seqs(3, 2)
 			a := exactBounds(t, mix, steps, denoiser(ex, false, false), ex, x0s)
 			b := exactBounds(t, prop, steps, denoiser(ex, true, false), ex, x0s)
 			for k := range x0s {
@@ -201,9 +203,9 @@ func TestD3PMForms(t *testing.T) {
 // ELBO.
 func TestMDLMIsD3PMAbsorbing(t *testing.T) {
 	torchx.Lock()
-	d := toy3x2
+	d := toydist.Dist3x2()
 	proc := forward.NewAbsorbing(3, forward.LogLinear{Eps: 1e-3})
-	ex := newExact(d, proc)
+	ex := toydist.NewExact(d, proc)
 	net := denoiser(ex, false, true) // wrong model, no time dependence
 	cont := build(t, "mdlm", proc, 3, nil)
 	x0s := [][]int64{{0, 0}, {1, 2}, {2, 1}}
@@ -235,18 +237,18 @@ func TestMDLMIsD3PMAbsorbing(t *testing.T) {
 // all states from the prior, never exceeds it, for either form.
 func TestD3PMBoundsModelLikelihood(t *testing.T) {
 	torchx.Lock()
-	d := toy3x2
+	d := toydist.Dist3x2()
 	ll := forward.LogLinear{Eps: 1e-3}
 	for _, proc := range []forward.Process{forward.NewUniform(3, ll), forward.NewAbsorbing(3, ll), toyEmbedding(t, forward.Geometric{SigmaMin: 1e-4, SigmaMax: 20})} {
-		ex := newExact(d, proc)
+		ex := toydist.NewExact(d, proc)
 		net := denoiser(ex, false, true)
 		for _, form := range []string{"mixture", "proportional"} {
 			for _, steps := range []int{1, 3, 8} {
 				m := build(t, "d3pm", proc, 3, func(c *Config) { c.Steps, c.D3PMForm = steps, form })
-				nll := modelNLL(t, proc, net, steps, form, d.l)
-				for k, b := range exactBounds(t, m, steps, net, ex, seqs(3, 2)) {
+				nll := modelNLL(t, proc, net, steps, form, d.L)
+				for k, b := range exactBounds(t, m, steps, net, ex, toydist.Seqs(3, 2)) {
 					if b < nll[k]-1e-9 {
-						t.Errorf("%s %s T=%d x0=%v: bound %.8f < model NLL %.8f", proc.Name(), form, steps, seqs(3, 2)[k], b, nll[k])
+						t.Errorf("%s %s T=%d x0=%v: bound %.8f < model NLL %.8f", proc.Name(), form, steps, toydist.Seqs(3, 2)[k], b, nll[k])
 					}
 				}
 			}
@@ -257,37 +259,37 @@ func TestD3PMBoundsModelLikelihood(t *testing.T) {
 // The autoregressive NLL with the exact conditionals is −log p(x0).
 func TestARExact(t *testing.T) {
 	torchx.Lock()
-	for _, d := range []toy{toy3x2, toy4x3()} {
-		net := &tableNet{out: d.v, fn: func(x []int64, _ float64) [][]float64 {
+	for _, d := range []toydist.Dist{toydist.Dist3x2(), toydist.Dist4x3()} {
+		net := &toydist.TableNet{Out: d.V, Fn: func(x []int64, _ float64) [][]float64 {
 			// x is [BOS, x0_0, …]; row l is log p(x0_l | x0_<l).
-			out := make([][]float64, d.l)
-			for l := range d.l {
-				probs := make([]float64, d.v)
-				for c, s := range seqs(d.v, d.l) {
+			out := make([][]float64, d.L)
+			for l := range d.L {
+				probs := make([]float64, d.V)
+				for c, s := range toydist.Seqs(d.V, d.L) {
 					match := true
 					for j := 0; j < l; j++ {
 						match = match && s[j] == x[j+1]
 					}
 					if match {
-						probs[s[l]] += d.p[c]
+						probs[s[l]] += d.P[c]
 					}
 				}
-				out[l] = logs([][]float64{probs})[0]
+				out[l] = toydist.Logs([][]float64{probs})[0]
 			}
 			return out
 		}}
-		obj, err := New(Config{Name: "ar", D3PMForm: "mixture", TSampling: "uniform"}, nil, d.v)
+		obj, err := New(Config{Name: "ar", D3PMForm: "mixture", TSampling: "uniform"}, nil, d.V)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for code, x0 := range seqs(d.v, d.l) {
+		for code, x0 := range toydist.Seqs(d.V, d.L) {
 			x := seqTensor(x0)
 			got, err := obj.NELBO(net, x, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := -math.Log(d.p[code]); math.Abs(got[0]-want) > 1e-12 {
-				t.Fatalf("%dx%d x0=%v: AR NLL %.15f, want %.15f", d.v, d.l, x0, got[0], want)
+			if want := -math.Log(d.P[code]); math.Abs(got[0]-want) > 1e-12 {
+				t.Fatalf("%dx%d x0=%v: AR NLL %.15f, want %.15f", d.V, d.L, x0, got[0], want)
 			}
 			x.MustDrop()
 		}
@@ -307,10 +309,10 @@ func ExampleSpecFor() {
 }
 
 // mean is the data-weighted mean of per-sequence values in code order.
-func mean(d toy, vals []float64) float64 {
+func mean(d toydist.Dist, vals []float64) float64 {
 	m := 0.0
 	for k, v := range vals {
-		m += d.p[k] * v
+		m += d.P[k] * v
 	}
 	return m
 }

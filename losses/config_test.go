@@ -1,6 +1,8 @@
 package losses
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"math"
 	"testing"
 
@@ -118,8 +120,8 @@ func TestSamplerOutputs(t *testing.T) {
 	ll := forward.LogLinear{Eps: 1e-3}
 	const v = 4
 	xt := ts.MustOfSlice([]int64{v, 2, 0, v}).MustView([]int64{1, 4}, true)
-	raw := func(out int) *tableNet {
-		return &tableNet{out: out, fn: func(x []int64, _ float64) [][]float64 {
+	raw := func(out int) *toydist.TableNet {
+		return &toydist.TableNet{Out: out, Fn: func(x []int64, _ float64) [][]float64 {
 			rows := make([][]float64, len(x))
 			for i := range rows {
 				for y := range out {

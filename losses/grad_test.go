@@ -1,6 +1,8 @@
 package losses
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -26,7 +28,7 @@ func (n *paramNet) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
 	xs := x.Int64Values()
 	idx := make([]int64, size[0])
 	for r := range idx {
-		idx[r] = int64(code(xs[r*int(size[1]):(r+1)*int(size[1])], n.in))
+		idx[r] = int64(toydist.Code(xs[r*int(size[1]):(r+1)*int(size[1])], n.in))
 	}
 	it := ts.MustOfSlice(idx)
 	defer it.MustDrop()

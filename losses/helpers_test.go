@@ -1,6 +1,8 @@
 package losses
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"math"
 	"testing"
 
@@ -46,7 +48,7 @@ func gridNodes(steps int) []node {
 // weighted sum over nodes of Σ_{x_t} q(x_t|x0)·Σ_l (bound − prior)_l, by
 // enumerating every x_t, and separately the prior term Σ_l prior_l. All
 // rows go through the objective's terms in a few large batches.
-func bounds(t *testing.T, m method, net Net, ex *exact, x0s [][]int64, nodes []node) (sum, prior []float64) {
+func bounds(t *testing.T, m method, net Net, ex *toydist.Exact, x0s [][]int64, nodes []node) (sum, prior []float64) {
 	t.Helper()
 	type row struct {
 		x0, xt []int64
@@ -55,10 +57,10 @@ func bounds(t *testing.T, m method, net Net, ex *exact, x0s [][]int64, nodes []n
 	}
 	var rows []row
 	for _, nd := range nodes {
-		sigma := ex.proc.Schedule().Sigma(nd.t)
+		sigma := ex.Proc.Schedule().Sigma(nd.t)
 		for k, x0 := range x0s {
-			for _, xt := range seqs(ex.proc.NumStates(), ex.d.l) {
-				if q := ex.q(x0, xt, sigma); q > 0 {
+			for _, xt := range toydist.Seqs(ex.Proc.NumStates(), ex.D.L) {
+				if q := ex.Q(x0, xt, sigma); q > 0 {
 					rows = append(rows, row{x0, xt, k, nd.t, nd.w * q})
 				}
 			}
@@ -66,7 +68,7 @@ func bounds(t *testing.T, m method, net Net, ex *exact, x0s [][]int64, nodes []n
 	}
 	out := make([]float64, len(x0s))
 	prior = make([]float64, len(x0s))
-	l := ex.d.l
+	l := ex.D.L
 	const chunk = 8192
 	for lo := 0; lo < len(rows); lo += chunk {
 		part := rows[lo:min(lo+chunk, len(rows))]
@@ -107,7 +109,7 @@ func bounds(t *testing.T, m method, net Net, ex *exact, x0s [][]int64, nodes []n
 // exactBounds is bounds over the objective's own nodes: quadrature for
 // continuous time, every step for T > 0 (mapped through the objective's
 // times, as Loss and NELBO map their draws).
-func exactBounds(t *testing.T, m method, steps int, net Net, ex *exact, x0s [][]int64) []float64 {
+func exactBounds(t *testing.T, m method, steps int, net Net, ex *toydist.Exact, x0s [][]int64) []float64 {
 	nodes := quadrature()
 	if steps > 0 {
 		nodes = gridNodes(steps)
@@ -133,16 +135,16 @@ func wobble(x []int64, i, v int) float64 {
 // network's σ (or at σ = anything when they do not depend on it, as for
 // absorbing), optionally divided by Q̄_σ[v, x_t] (the proportional form's
 // optimum) and optionally wobbled.
-func denoiser(ex *exact, proportional, wobbly bool) *tableNet {
-	return &tableNet{out: ex.d.v, fn: func(x []int64, sigma float64) [][]float64 {
+func denoiser(ex *toydist.Exact, proportional, wobbly bool) *toydist.TableNet {
+	return &toydist.TableNet{Out: ex.D.V, Fn: func(x []int64, sigma float64) [][]float64 {
 		if sigma == 0 {
 			// A net without time input (mdlm) sees σ = 0; absorbing
 			// marginals are the same at every σ > 0.
 			sigma = 1
 		}
-		p := ex.x0Marginals(x, sigma)
+		p := ex.X0Marginals(x, sigma)
 		if proportional {
-			m := ex.trans(sigma)
+			m := ex.Trans(sigma)
 			for i := range p {
 				for v := range p[i] {
 					if m[v][x[i]] > 0 {
@@ -153,7 +155,7 @@ func denoiser(ex *exact, proportional, wobbly bool) *tableNet {
 				}
 			}
 		}
-		out := logs(p)
+		out := toydist.Logs(p)
 		if wobbly {
 			for i := range out {
 				for v := range out[i] {
@@ -227,7 +229,7 @@ func modelNLL(t *testing.T, proc forward.Process, net Net, steps int, form strin
 		f = forward.Mixture
 	}
 	n := proc.NumStates()
-	all := seqs(n, l)
+	all := toydist.Seqs(n, l)
 	pi := proc.Prior()
 	vec := make([]float64, len(all))
 	var flat []int64
@@ -274,8 +276,8 @@ func modelNLL(t *testing.T, proc forward.Process, net Net, steps int, form strin
 	}
 	v := proc.Vocab()
 	out := make([]float64, 0)
-	for _, x0 := range seqs(v, l) {
-		out = append(out, -math.Log(vec[code(x0, n)]))
+	for _, x0 := range toydist.Seqs(v, l) {
+		out = append(out, -math.Log(vec[toydist.Code(x0, n)]))
 	}
 	return out
 }

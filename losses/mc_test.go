@@ -1,6 +1,8 @@
 package losses
 
 import (
+	"github.com/dlmlab/difflm/internal/toydist"
+
 	"math"
 	"testing"
 
@@ -33,7 +35,7 @@ func TestNELBOMatchesExactBound(t *testing.T) {
 	torchx.Lock()
 	torchx.Seed(21)
 	ll := forward.LogLinear{Eps: 1e-3}
-	d := toy3x2
+	d := toydist.Dist3x2()
 	cases := []struct {
 		obj  string
 		proc forward.Process
@@ -65,7 +67,7 @@ func TestNELBOMatchesExactBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := obj.(method)
-		ex := newExact(d, c.proc)
+		ex := toydist.NewExact(d, c.proc)
 		net := denoiser(ex, false, true)
 		if c.obj == "sedd" {
 			net = scorer(ex, true)
