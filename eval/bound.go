@@ -48,6 +48,7 @@ type Result struct {
 	Value, Stderr  float64 // perplexity bound and its standard error
 	NLL, NLLStderr float64 // the bound in nats per token and its standard error
 	Tokens         int64   // tokens scored (padding excluded)
+	UNKShare       float64 // share of Tokens that are Model.UNK; NaN without one
 	Sequences      int     // sequences (blocks) scored
 	K              int     // draws per sequence, or full sweeps when Exact
 	Exact          bool    // the time integral is exact (ar, or exact_steps)
@@ -116,14 +117,14 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 		if err != nil {
 			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, prog.done, err)
 		}
-		tot.add(draws, b)
+		tot.add(draws, b, m.UNK)
 		prog.step()
 	}
-	res, err := tot.result(mode)
+	res, err := tot.result(mode, m.UNK)
 	if err != nil {
 		return Result{}, fmt.Errorf("eval %s: %w", task, err)
 	}
-	prog.finish("ppl_bound", res.Value, "stderr", res.Stderr, "nll", res.NLL, "tokens", res.Tokens)
+	prog.finish("ppl_bound", res.Value, "stderr", res.Stderr, "nll", res.NLL, "tokens", res.Tokens, "unk_share", res.UNKShare)
 	return res, nil
 }
 
@@ -258,20 +259,24 @@ func expectedBatches(src Batches, batchSize, limit int) int {
 // total accumulates the per-sequence means and variances of a pass.
 type total struct {
 	nats, variance float64 // Σ m_s and Σ v_s/K
-	tokens         int64
+	tokens, unks   int64
 	sequences      int
 	k              int
 }
 
-// add folds in the draws [K][rows] of one batch.
-func (t *total) add(draws [][]float64, b data.Batch) {
+// add folds in the draws [K][rows] of one batch, counting the scored
+// tokens that are unk (when unk > 0).
+func (t *total) add(draws [][]float64, b data.Batch, unk int) {
 	k := len(draws)
 	t.k = k
 	for r := range b.Rows {
 		tokens := int64(0)
-		for _, w := range b.Mask[r*b.L : (r+1)*b.L] {
+		for j, w := range b.Mask[r*b.L : (r+1)*b.L] {
 			if w > 0 {
 				tokens++
+				if unk > 0 && b.Tokens[r*b.L+j] == int64(unk) {
+					t.unks++
+				}
 			}
 		}
 		if tokens == 0 {
@@ -294,7 +299,7 @@ func (t *total) add(draws [][]float64, b data.Batch) {
 	}
 }
 
-func (t *total) result(md boundMode) (Result, error) {
+func (t *total) result(md boundMode, unk int) (Result, error) {
 	if t.tokens == 0 {
 		return Result{}, fmt.Errorf("no tokens to score")
 	}
@@ -307,6 +312,10 @@ func (t *total) result(md boundMode) (Result, error) {
 		se = math.NaN()
 	}
 	ppl := math.Exp(nll)
-	return Result{Value: ppl, Stderr: ppl * se, NLL: nll, NLLStderr: se, Tokens: t.tokens,
+	share := math.NaN()
+	if unk > 0 {
+		share = float64(t.unks) / float64(t.tokens)
+	}
+	return Result{Value: ppl, Stderr: ppl * se, NLL: nll, NLLStderr: se, Tokens: t.tokens, UNKShare: share,
 		Sequences: t.sequences, K: md.k, Exact: md.exact}, nil
 }

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"github.com/dlmlab/difflm/internal/toydist"
+	"github.com/dlmlab/difflm/results"
 
 	"context"
 	"io"
@@ -210,5 +211,35 @@ func TestBoundOfUntrainedTransformer(t *testing.T) {
 		if math.Abs(res.NLL-math.Log(v)) > 4*res.NLLStderr+0.02 || res.Tokens != 32*l {
 			t.Errorf("%s: untrained bound %.4f over %d tokens, want ≈ ln %d = %.4f over %d", c.name, res.NLL, res.Tokens, v, math.Log(v), 32*l)
 		}
+	}
+}
+
+// The UNK share counts exactly the scored tokens equal to Model.UNK, and a
+// model without an UNK reports none (no row in the results).
+func TestBoundUNKShare(t *testing.T) {
+	torchx.Lock()
+	rows, _ := toydist.Dist3x2().Dataset(64)
+	var twos, all int
+	for _, r := range rows {
+		for _, x := range r {
+			all++
+			if x == 2 {
+				twos++
+			}
+		}
+	}
+	m := toyModel(t, false, 0, 1e-3)
+	m.UNK = 2 // token 2 plays the UNK
+	res := bound(t, m, rows, func(c *Config) { c.TDraws = 2 })
+	if want := float64(twos) / float64(all); res.UNKShare != want || want == 0 {
+		t.Errorf("UNK share %g, want %d/%d", res.UNKShare, twos, all)
+	}
+	if evs := res.Evaluations("toy"); len(evs) != 3 || evs[2].Metric != results.MetricUNKShare || evs[2].Value != res.UNKShare {
+		t.Errorf("evaluations %+v, want ppl_bound, nll, unk_share", evs)
+	}
+	m.UNK = 0
+	res = bound(t, m, rows, func(c *Config) { c.TDraws = 2 })
+	if !math.IsNaN(res.UNKShare) || len(res.Evaluations("toy")) != 2 {
+		t.Errorf("without an UNK: share %g, %d evaluations", res.UNKShare, len(res.Evaluations("toy")))
 	}
 }

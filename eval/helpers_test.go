@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 
-
 	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/losses"

@@ -26,6 +26,12 @@ type Model struct {
 	// Device is where the network's parameters live; inputs are built
 	// there. The zero value means the CPU.
 	Device gotch.Device
+	// UNK is the id of a trimmed vocabulary's UNK token, 0 when the
+	// vocabulary has none (a trimmed vocabulary's UNK is never id 0). Bounds
+	// then report the share of scored tokens that are UNK: one token for
+	// every word outside the vocabulary makes foreign text (zero-shot
+	// corpora) easier to predict, so its bounds need that share beside them.
+	UNK int
 }
 
 // check reports a Model that cannot be evaluated.

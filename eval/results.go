@@ -17,10 +17,15 @@ func MetricDistinct(n int) string { return fmt.Sprintf("distinct_%d", n) }
 // caller): the perplexity bound and the NLL in nats per token, each with
 // its standard error, N = tokens scored.
 func (r Result) Evaluations(task string) []results.Evaluation {
-	return []results.Evaluation{
+	out := []results.Evaluation{
 		{Task: task, Metric: results.MetricPPLBound, Value: r.Value, Stderr: r.Stderr, N: r.Tokens},
 		{Task: task, Metric: results.MetricNLL, Value: r.NLL, Stderr: r.NLLStderr, N: r.Tokens},
 	}
+	if !math.IsNaN(r.UNKShare) {
+		out = append(out, results.Evaluation{Task: task, Metric: results.MetricUNKShare, Value: r.UNKShare,
+			Stderr: math.NaN(), N: r.Tokens})
+	}
+	return out
 }
 
 // Evaluation is the row of an accuracy for task, N = passages.

@@ -15,9 +15,9 @@ import (
 )
 
 // evalModel is what the eval package needs to know about the method.
-func (m *method) evalModel(cfg *Config) eval.Model {
+func (m *method) evalModel(cfg *Config, vocab *data.Vocab) eval.Model {
 	return eval.Model{Net: m.net, Objective: m.obj, Steps: cfg.Objective.Steps, Process: m.proc,
-		SeqLen: cfg.Data.SeqLen, Device: m.dev}
+		SeqLen: cfg.Data.SeqLen, Device: m.dev, UNK: max(0, vocab.UNK())}
 }
 
 // quickEval is the trainer's periodic validation: the bound on at most a
@@ -36,7 +36,7 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 		if err != nil {
 			return nil, err
 		}
-		r, err := eval.Bound(context.Background(), m.evalModel(cfg), ecfg, results.TaskValid, batches)
+		r, err := eval.Bound(context.Background(), m.evalModel(cfg, corpus.Vocab), ecfg, results.TaskValid, batches)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +48,7 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 // on the validation and test splits, zero-shot bounds on other corpora,
 // and LAMBADA (bound and last-word accuracy).
 func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
-	em := m.evalModel(cfg)
+	em := m.evalModel(cfg, corpus.Vocab)
 	var rows []results.Evaluation
 	add := func(es ...results.Evaluation) {
 		for _, e := range es {

@@ -66,8 +66,12 @@ func report(cfg *Config, o options) error {
 	if err := tab.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	md.WriteString("\n" + runCosts(runs))
-	fmt.Print("\n" + runCosts(runs))
+	unk, err := unkShares(store, runs)
+	if err != nil {
+		return err
+	}
+	md.WriteString("\n" + runCosts(runs) + unk)
+	fmt.Print("\n" + runCosts(runs) + unk)
 	if o.doc != "" {
 		if err := spliceDoc(o.doc, md.String()); err != nil {
 			return err
@@ -125,6 +129,42 @@ func runCosts(runs []results.Run) string {
 		fmt.Fprintf(&b, " %s %.1f;", v, (sum / time.Duration(len(per[v]))).Minutes())
 	}
 	return strings.TrimSuffix(b.String(), ";") + ".\n"
+}
+
+// unkShares says which share of each bound's tokens is UNK, the one token
+// a trimmed vocabulary maps every other word to (the same for all runs on
+// one vocabulary; the mean is over the runs that recorded it), or nothing
+// when no run did.
+func unkShares(store *results.Store, runs []results.Run) (string, error) {
+	ids := make([]int64, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	evs, err := store.Evaluations(ids)
+	if err != nil {
+		return "", err
+	}
+	sum, n := map[string]float64{}, map[string]int{}
+	var tasks []string
+	for _, e := range evs {
+		if e.Metric != results.MetricUNKShare {
+			continue
+		}
+		if n[e.Task] == 0 {
+			tasks = append(tasks, e.Task)
+		}
+		sum[e.Task] += e.Value
+		n[e.Task]++
+	}
+	if len(tasks) == 0 {
+		return "", nil
+	}
+	var b strings.Builder
+	b.WriteString("\nShare of scored tokens that are UNK (outside the trimmed vocabulary):")
+	for _, t := range tasks {
+		fmt.Fprintf(&b, " %s %.1f%%;", t, 100*sum[t]/float64(n[t]))
+	}
+	return strings.TrimSuffix(b.String(), ";") + ".\n", nil
 }
 
 // Markers of the generated block in a document updated with -doc.

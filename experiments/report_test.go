@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,5 +56,39 @@ func TestRunCosts(t *testing.T) {
 	}
 	if got := runCosts(nil); got != "0 of 0 runs finished.\n" {
 		t.Errorf("no runs: %q", got)
+	}
+}
+
+func TestUNKShares(t *testing.T) {
+	store, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var runs []results.Run
+	for _, name := range []string{"a", "b", "c"} {
+		id, _, err := store.StartRun(results.RunInfo{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, results.Run{ID: id})
+	}
+	if got, err := unkShares(store, runs); err != nil || got != "" {
+		t.Errorf("no unk_share recorded: %q, %v; want nothing", got, err)
+	}
+	nan := math.NaN()
+	err = store.AddEvaluations([]results.Evaluation{
+		{RunID: runs[0].ID, Task: "valid", Metric: results.MetricUNKShare, Value: 0.02, Stderr: nan},
+		{RunID: runs[1].ID, Task: "valid", Metric: results.MetricUNKShare, Value: 0.04, Stderr: nan},
+		{RunID: runs[0].ID, Task: "wikitext2", Metric: results.MetricUNKShare, Value: 0.25, Stderr: nan},
+		{RunID: runs[2].ID, Task: "valid", Metric: results.MetricPPLBound, Value: 9, Stderr: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := unkShares(store, runs)
+	want := "\nShare of scored tokens that are UNK (outside the trimmed vocabulary): valid 3.0%; wikitext2 25.0%.\n"
+	if err != nil || got != want {
+		t.Errorf("unkShares %q, %v\nwant %q", got, err, want)
 	}
 }

@@ -18,8 +18,9 @@ const (
 	MetricPPLBound   = "ppl_bound" // exp(NELBO per token): an upper bound on perplexity
 	MetricNLL        = "nll"
 	MetricAccuracy   = "accuracy"
-	MetricGenPPL     = "gen_ppl" // perplexity of samples under the AR reference
-	MetricEntropy    = "entropy" // mean per-sample unigram entropy of samples (nats)
+	MetricGenPPL     = "gen_ppl"   // perplexity of samples under the AR reference
+	MetricEntropy    = "entropy"   // mean per-sample unigram entropy of samples (nats)
+	MetricUNKShare   = "unk_share" // share of a bound's tokens that are a trimmed vocabulary's UNK
 	MetricTokensPerS = "tokens_per_s"
 	MetricModelCalls = "model_calls"
 
