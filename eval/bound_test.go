@@ -243,3 +243,20 @@ func TestBoundUNKShare(t *testing.T) {
 		t.Errorf("without an UNK: share %g, %d evaluations", res.UNKShare, len(res.Evaluations("toy")))
 	}
 }
+
+// The unigram baseline is Σ −log((c+½)/(N+V/2)) over exactly the scored
+// tokens, averaged: counts 3, 1, 0 (N = 4, V = 3) on the tokens 0 0 1 2.
+func TestUnigram(t *testing.T) {
+	res, err := Unigram(context.Background(), []int64{3, 1, 0}, DefaultConfig(), rowBatches([][]int64{{0, 0}, {1, 2}}, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(c float64) float64 { return (c + 0.5) / 5.5 }
+	want := -(2*math.Log(p(3)) + math.Log(p(1)) + math.Log(p(0))) / 4
+	if res.Tokens != 4 || math.Abs(res.NLL-want) > 1e-12 || math.Abs(res.Value-math.Exp(want)) > 1e-9 {
+		t.Errorf("unigram %+v, want NLL %g over 4 tokens", res, want)
+	}
+	if _, err := Unigram(context.Background(), []int64{3, 1}, DefaultConfig(), rowBatches([][]int64{{0, 2}}, 1)); err == nil {
+		t.Error("a token outside the counts: no error")
+	}
+}

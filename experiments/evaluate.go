@@ -46,9 +46,11 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 
 // evaluate computes every configured evaluation and records it: the bound
 // on the validation and test splits, zero-shot bounds on other corpora,
-// and LAMBADA (bound and last-word accuracy).
+// and LAMBADA (bound and last-word accuracy); beside each corpus bound, the
+// perplexity of the training split's unigram model on the same tokens.
 func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
 	em := m.evalModel(cfg, corpus.Vocab)
+	counts := eval.UnigramCounts(corpus.Train, corpus.Vocab)
 	var rows []results.Evaluation
 	add := func(es ...results.Evaluation) {
 		for _, e := range es {
@@ -73,6 +75,14 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval %s: %w", split.task, err)
 		}
 		add(r.Evaluations(split.task)...)
+		if batches, err = corpus.EvalBatches(split.ds, cfg.Eval.BatchSize); err != nil {
+			return err
+		}
+		u, err := eval.Unigram(ctx, counts, cfg.Eval, batches)
+		if err != nil {
+			return fmt.Errorf("eval %s: %w", split.task, err)
+		}
+		add(u.UnigramEvaluation(split.task))
 	}
 	for _, zs := range cfg.Eval.ZeroShot {
 		r, err := eval.ZeroShotBound(ctx, em, cfg.Eval, cfg.Data, corpus.Vocab, zs)
@@ -80,6 +90,11 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
 		}
 		add(r.Evaluations(zs.Name)...)
+		u, err := eval.ZeroShotUnigram(ctx, counts, cfg.Eval, cfg.Data, corpus.Vocab, zs)
+		if err != nil {
+			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
+		}
+		add(u.UnigramEvaluation(zs.Name))
 	}
 	exs, err := eval.LoadLambada(cfg.Eval, cfg.Data, corpus.Vocab)
 	if err != nil {

@@ -66,7 +66,7 @@ func report(cfg *Config, o options) error {
 	if err := tab.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	unk, err := unkShares(store, runs)
+	unk, err := corpusNotes(store, runs)
 	if err != nil {
 		return err
 	}
@@ -131,11 +131,13 @@ func runCosts(runs []results.Run) string {
 	return strings.TrimSuffix(b.String(), ";") + ".\n"
 }
 
-// unkShares says which share of each bound's tokens is UNK, the one token
-// a trimmed vocabulary maps every other word to (the same for all runs on
-// one vocabulary; the mean is over the runs that recorded it), or nothing
-// when no run did.
-func unkShares(store *results.Store, runs []results.Run) (string, error) {
+// corpusNotes states, per task, what every run on one vocabulary shares
+// (the mean is over the runs that recorded it): the share of scored tokens
+// that are UNK, the one token a trimmed vocabulary maps every other word
+// to, and the perplexity of the training split's unigram model on the same
+// tokens, the level of a model that uses no context. Nothing for a quantity
+// no run recorded.
+func corpusNotes(store *results.Store, runs []results.Run) (string, error) {
 	ids := make([]int64, len(runs))
 	for i, r := range runs {
 		ids[i] = r.ID
@@ -144,27 +146,41 @@ func unkShares(store *results.Store, runs []results.Run) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum, n := map[string]float64{}, map[string]int{}
-	var tasks []string
-	for _, e := range evs {
-		if e.Metric != results.MetricUNKShare {
+	var b strings.Builder
+	for _, q := range []struct {
+		metric, intro string
+		format        func(float64) string
+	}{
+		{results.MetricUnigramPPL, "Unigram model of the training split (add-½; no context) on the same tokens, perplexity:",
+			func(v float64) string { return fmt.Sprintf("%.1f", v) }},
+		{results.MetricUNKShare, "Share of scored tokens that are UNK (outside the trimmed vocabulary):",
+			func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }},
+	} {
+		sum, n := map[string]float64{}, map[string]int{}
+		var tasks []string
+		for _, e := range evs {
+			if e.Metric != q.metric {
+				continue
+			}
+			if n[e.Task] == 0 {
+				tasks = append(tasks, e.Task)
+			}
+			sum[e.Task] += e.Value
+			n[e.Task]++
+		}
+		if len(tasks) == 0 {
 			continue
 		}
-		if n[e.Task] == 0 {
-			tasks = append(tasks, e.Task)
+		b.WriteString("\n" + q.intro)
+		for i, t := range tasks {
+			sep := ";"
+			if i == len(tasks)-1 {
+				sep = ".\n"
+			}
+			fmt.Fprintf(&b, " %s %s%s", t, q.format(sum[t]/float64(n[t])), sep)
 		}
-		sum[e.Task] += e.Value
-		n[e.Task]++
 	}
-	if len(tasks) == 0 {
-		return "", nil
-	}
-	var b strings.Builder
-	b.WriteString("\nShare of scored tokens that are UNK (outside the trimmed vocabulary):")
-	for _, t := range tasks {
-		fmt.Fprintf(&b, " %s %.1f%%;", t, 100*sum[t]/float64(n[t]))
-	}
-	return strings.TrimSuffix(b.String(), ";") + ".\n", nil
+	return b.String(), nil
 }
 
 // Markers of the generated block in a document updated with -doc.

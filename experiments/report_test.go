@@ -59,7 +59,7 @@ func TestRunCosts(t *testing.T) {
 	}
 }
 
-func TestUNKShares(t *testing.T) {
+func TestCorpusNotes(t *testing.T) {
 	store, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +73,8 @@ func TestUNKShares(t *testing.T) {
 		}
 		runs = append(runs, results.Run{ID: id})
 	}
-	if got, err := unkShares(store, runs); err != nil || got != "" {
-		t.Errorf("no unk_share recorded: %q, %v; want nothing", got, err)
+	if got, err := corpusNotes(store, runs); err != nil || got != "" {
+		t.Errorf("nothing recorded: %q, %v; want nothing", got, err)
 	}
 	nan := math.NaN()
 	err = store.AddEvaluations([]results.Evaluation{
@@ -82,12 +82,14 @@ func TestUNKShares(t *testing.T) {
 		{RunID: runs[1].ID, Task: "valid", Metric: results.MetricUNKShare, Value: 0.04, Stderr: nan},
 		{RunID: runs[0].ID, Task: "wikitext2", Metric: results.MetricUNKShare, Value: 0.25, Stderr: nan},
 		{RunID: runs[2].ID, Task: "valid", Metric: results.MetricPPLBound, Value: 9, Stderr: 1},
+		{RunID: runs[2].ID, Task: "valid", Metric: results.MetricUnigramPPL, Value: 250.04, Stderr: 0},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := unkShares(store, runs)
-	want := "\nShare of scored tokens that are UNK (outside the trimmed vocabulary): valid 3.0%; wikitext2 25.0%.\n"
+	got, err := corpusNotes(store, runs)
+	want := "\nUnigram model of the training split (add-½; no context) on the same tokens, perplexity: valid 250.0.\n" +
+		"\nShare of scored tokens that are UNK (outside the trimmed vocabulary): valid 3.0%; wikitext2 25.0%.\n"
 	if err != nil || got != want {
 		t.Errorf("unkShares %q, %v\nwant %q", got, err, want)
 	}

@@ -18,9 +18,10 @@ const (
 	MetricPPLBound   = "ppl_bound" // exp(NELBO per token): an upper bound on perplexity
 	MetricNLL        = "nll"
 	MetricAccuracy   = "accuracy"
-	MetricGenPPL     = "gen_ppl"   // perplexity of samples under the AR reference
-	MetricEntropy    = "entropy"   // mean per-sample unigram entropy of samples (nats)
-	MetricUNKShare   = "unk_share" // share of a bound's tokens that are a trimmed vocabulary's UNK
+	MetricGenPPL     = "gen_ppl"     // perplexity of samples under the AR reference
+	MetricEntropy    = "entropy"     // mean per-sample unigram entropy of samples (nats)
+	MetricUNKShare   = "unk_share"   // share of a bound's tokens that are a trimmed vocabulary's UNK
+	MetricUnigramPPL = "unigram_ppl" // perplexity of the training split's unigram model on a bound's tokens
 	MetricTokensPerS = "tokens_per_s"
 	MetricModelCalls = "model_calls"
 

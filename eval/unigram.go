@@ -1,0 +1,89 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/results"
+)
+
+// UnigramCounts counts every token of ds, plus one EOS per document (the
+// separator that wrap packing scores), over V = vocab.Size() ids: the
+// statistics of a model that ignores context entirely.
+func UnigramCounts(ds *data.Dataset, vocab *data.Vocab) []int64 {
+	counts := make([]int64, vocab.Size())
+	for i := range ds.NumDocs() {
+		for _, id := range ds.Doc(i) {
+			counts[id]++
+		}
+		counts[vocab.EOS()]++
+	}
+	return counts
+}
+
+// Unigram is the perplexity of the unigram model counts (add-½ smoothed)
+// on exactly the tokens a bound with the same cfg would score: the first
+// cfg.MaxBatches batches, padding excluded. It is the floor of "learned
+// nothing but token frequencies": a bound near it means the network has not
+// yet used context.
+func Unigram(ctx context.Context, counts []int64, cfg Config, batches Batches) (Result, error) {
+	var total float64
+	for _, c := range counts {
+		total += float64(c)
+	}
+	denom := total + float64(len(counts))/2
+	var nats float64
+	var tokens int64
+	for n := 0; cfg.MaxBatches == 0 || n < cfg.MaxBatches; n++ {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		b, err := batches.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("unigram: batch %d: %w", n, err)
+		}
+		for i, w := range b.Mask[:b.Rows*b.L] {
+			if w <= 0 {
+				continue
+			}
+			id := b.Tokens[i]
+			if id < 0 || int(id) >= len(counts) {
+				return Result{}, fmt.Errorf("unigram: token %d outside the %d counted ids", id, len(counts))
+			}
+			nats -= math.Log((float64(counts[id]) + 0.5) / denom)
+			tokens++
+		}
+	}
+	if tokens == 0 {
+		return Result{}, errors.New("unigram: no tokens to score")
+	}
+	nll := nats / float64(tokens)
+	return Result{Value: math.Exp(nll), NLL: nll, Tokens: tokens, UNKShare: math.NaN(), K: 1, Exact: true}, nil
+}
+
+// UnigramEvaluation is the row of a unigram perplexity for task.
+func (r Result) UnigramEvaluation(task string) results.Evaluation {
+	return results.Evaluation{Task: task, Metric: results.MetricUnigramPPL, Value: r.Value, Stderr: 0, N: r.Tokens}
+}
+
+// ZeroShotUnigram is Unigram on the zero-shot corpus zs, read as
+// ZeroShotBound reads it.
+func ZeroShotUnigram(ctx context.Context, counts []int64, cfg Config, runData data.Config, vocab *data.Vocab, zs ZeroShot) (Result, error) {
+	corpus, err := openZeroShot(ctx, runData, vocab, zs)
+	if err != nil {
+		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
+	}
+	defer corpus.Close()
+	batches, err := corpus.EvalBatches(corpus.Train, cfg.BatchSize)
+	if err != nil {
+		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
+	}
+	return Unigram(ctx, counts, cfg, batches)
+}
