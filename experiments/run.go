@@ -69,9 +69,13 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		CodeVersion: codeVersion(), Device: torchx.DeviceName(dev), Seed: int64(cfg.Seed),
 		Tags: map[string]any{"process": cfg.Process.Name, "objective": cfg.Objective.Name, "model": cfg.Model.Preset},
 	})
+	// A finished run keeps its status and finish time when it is evaluated
+	// again (or trained further): those record the run, not this command.
+	finished := false
 	if errors.Is(err, results.ErrConfigMismatch) && stages&stageTrain == 0 {
 		// Evaluating or sampling with other eval/sampling keys is expected.
 		runID, err = finishedRunID(store, cfg.Name)
+		finished = true
 	}
 	if errors.Is(err, results.ErrFinished) {
 		if stages == stageTrain|stageEval|stageSample {
@@ -80,12 +84,16 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		}
 		// -mode train/eval on a finished run: more steps, or a new evaluation.
 		runID, err = finishedRunID(store, cfg.Name)
+		finished = true
 	}
 	if err != nil {
 		return fmt.Errorf("run %s: %w", cfg.Name, err)
 	}
 	slog.Info("run", "name", cfg.Name, "id", runID, "resumed", resumed, "dir", dir, "db", dbPath(cfg))
 	defer func() {
+		if finished {
+			return
+		}
 		if ferr := store.FinishRun(runID, err); ferr != nil && err == nil {
 			err = ferr
 		}
