@@ -135,7 +135,10 @@ func TestARExact(t *testing.T) {
 	if math.Abs(res.NLL-want.NLL) > 1e-6 || math.Abs(res.Value-want.Value) > 1e-5 {
 		t.Errorf("AR bound %.6f (ppl %.5f), want %.6f (ppl %.5f)", res.NLL, res.Value, want.NLL, want.Value)
 	}
-	res.NLL, res.Value = want.NLL, want.Value
+	if !math.IsNaN(res.UNKShare) {
+		t.Errorf("UNK share %g without an UNK id, want NaN", res.UNKShare)
+	}
+	res.NLL, res.Value, res.UNKShare = want.NLL, want.Value, 0
 	if res != want {
 		t.Errorf("result %+v, want %+v", res, want)
 	}
