@@ -38,16 +38,26 @@ func lossFigures(s *Store, runs []Run, metric string) ([]figure, error) {
 	return figs, nil
 }
 
+// lossFigure colours runs by variant (the seeds of a variant share a
+// colour and one legend entry), so that a sweep of many runs stays legible.
+// Training lines are thin: objectives' training losses are on different
+// scales, while every run's validation loss is its bound in nats per token.
 func lossFigure(s *Store, runs []Run, metric string) (figure, error) {
 	p := plot.New()
 	p.X.Label.Text = "step"
-	p.Y.Label.Text = metric
+	p.Y.Label.Text = metric + " (thin: train; dashed with dots: validation)"
 	p.Legend.Top = true
+	colour := map[string]int{}
 	lines := 0
-	for i, r := range runs {
+	for _, r := range runs {
 		pts, err := s.Metrics(r.ID, metric)
 		if err != nil {
 			return figure{}, err
+		}
+		ci, seen := colour[r.Label()]
+		if !seen {
+			ci = len(colour)
+			colour[r.Label()] = ci
 		}
 		for _, split := range []string{SplitTrain, SplitValid} {
 			xys := finiteXYs(pts, split)
@@ -58,11 +68,11 @@ func lossFigure(s *Store, runs []Run, metric string) (figure, error) {
 			if err != nil {
 				return figure{}, fmt.Errorf("loss line of %s: %w", r.Name, err)
 			}
-			l.Color = plotutil.Color(i)
-			l.Width = 1.2
-			thumbs := []plot.Thumbnailer{l}
+			l.Color = plotutil.Color(ci)
+			l.Width = 0.6
 			p.Add(l)
 			if split == SplitValid {
+				l.Width = 1.4
 				l.Dashes = plotutil.Dashes(1)
 				sc, err := plotter.NewScatter(xys)
 				if err != nil {
@@ -70,10 +80,18 @@ func lossFigure(s *Store, runs []Run, metric string) (figure, error) {
 				}
 				sc.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: 2, Shape: draw.CircleGlyph{}}
 				p.Add(sc)
-				thumbs = append(thumbs, sc)
+				if !seen {
+					p.Legend.Add(r.Label(), l, sc)
+					seen = true
+				}
 			}
-			p.Legend.Add(r.Name+" "+split, thumbs...)
 			lines++
+		}
+		if !seen { // a run without validation points still gets its entry
+			if l, err := plotter.NewLine(finiteXYs(pts, SplitTrain)); err == nil && len(l.XYs) > 0 {
+				l.Color = plotutil.Color(ci)
+				p.Legend.Add(r.Label(), l)
+			}
 		}
 	}
 	if lines == 0 {
