@@ -76,14 +76,7 @@ func (r Result) UnigramEvaluation(task string) results.Evaluation {
 // ZeroShotUnigram is Unigram on the zero-shot corpus zs, read as
 // ZeroShotBound reads it.
 func ZeroShotUnigram(ctx context.Context, counts []int64, cfg Config, runData data.Config, vocab *data.Vocab, zs ZeroShot) (Result, error) {
-	corpus, err := openZeroShot(ctx, runData, vocab, zs)
-	if err != nil {
-		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
-	}
-	defer corpus.Close()
-	batches, err := corpus.EvalBatches(corpus.Train, cfg.BatchSize)
-	if err != nil {
-		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
-	}
-	return Unigram(ctx, counts, cfg, batches)
+	return onZeroShot(ctx, cfg, runData, vocab, zs, func(b Batches) (Result, error) {
+		return Unigram(ctx, counts, cfg, b)
+	})
 }

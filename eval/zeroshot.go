@@ -14,6 +14,13 @@ import (
 // format and document split by file type, zs's own detokenizer), then
 // scored like a validation split.
 func ZeroShotBound(ctx context.Context, m Model, cfg Config, runData data.Config, vocab *data.Vocab, zs ZeroShot) (Result, error) {
+	return onZeroShot(ctx, cfg, runData, vocab, zs, func(b Batches) (Result, error) {
+		return Bound(ctx, m, cfg, zs.Name, b)
+	})
+}
+
+// onZeroShot opens zs and scores its batches with score.
+func onZeroShot(ctx context.Context, cfg Config, runData data.Config, vocab *data.Vocab, zs ZeroShot, score func(Batches) (Result, error)) (Result, error) {
 	corpus, err := openZeroShot(ctx, runData, vocab, zs)
 	if err != nil {
 		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
@@ -23,7 +30,7 @@ func ZeroShotBound(ctx context.Context, m Model, cfg Config, runData data.Config
 	if err != nil {
 		return Result{}, fmt.Errorf("eval %s: %w", zs.Name, err)
 	}
-	return Bound(ctx, m, cfg, zs.Name, batches)
+	return score(batches)
 }
 
 // openZeroShot loads zs as the whole "train" split of a corpus that
