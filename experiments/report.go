@@ -100,7 +100,7 @@ func runCosts(runs []results.Run) string {
 	var order []string
 	finished := 0
 	for _, r := range runs {
-		if r.FinishedAt.IsZero() {
+		if r.Status != results.StatusFinished {
 			continue
 		}
 		finished++

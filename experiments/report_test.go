@@ -46,11 +46,14 @@ func TestRunCosts(t *testing.T) {
 		r.Variant = variant
 		if end > 0 {
 			r.FinishedAt = t0.Add(time.Duration(end) * time.Minute)
+			r.Status = results.StatusFinished
 		}
 		return r
 	}
-	got := runCosts([]results.Run{run("ar", 0, 4), run("ar", 0, 6), run("mdlm", 6, 16), run("mdlm", 6, 0)})
-	want := "3 of 4 runs finished, from 2026-11-28 15:00 to 15:16 UTC (16m0s of wall time). Minutes per run (train + eval + sampling): ar 5.0; mdlm 10.0.\n"
+	failed := run("mdlm", 6, 30) // stopped by hand: it has a finish time but did not finish
+	failed.Status = results.StatusFailed
+	got := runCosts([]results.Run{run("ar", 0, 4), run("ar", 0, 6), run("mdlm", 6, 16), run("mdlm", 6, 0), failed})
+	want := "3 of 5 runs finished, from 2026-11-28 15:00 to 15:16 UTC (16m0s of wall time). Minutes per run (train + eval + sampling): ar 5.0; mdlm 10.0.\n"
 	if got != want {
 		t.Errorf("runCosts\n got %q\nwant %q", got, want)
 	}
