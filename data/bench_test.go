@@ -19,7 +19,7 @@ func BenchmarkTokenize(b *testing.B) {
 	text, v := warpeace(b), gpt2(b)
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
-		v.encodeGPT2(nil, text)
+		v.encodeBase(nil, text)
 	}
 }
 

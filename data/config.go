@@ -33,6 +33,16 @@ type Config struct {
 	// Detokenizer undoes the tokenisation of pre-tokenised corpora before
 	// GPT-2 BPE: none|wikitext|ptb|lambada (MDLM's detokenizers).
 	Detokenizer string `mapstructure:"detokenizer"`
+	// Tokenizer is gpt2 (GPT-2 BPE, optionally trimmed by VocabSize), char
+	// (text8's 27 symbols; needs Normalize text8) or bytes (256 byte values,
+	// for raw text). The vocabulary file records it.
+	Tokenizer string `mapstructure:"tokenizer"`
+	// Normalize rewrites every text after the detokenizer and before the
+	// tokenizer: none, or text8 (lowercase; a–z kept, everything else one
+	// space, runs of spaces collapsed). It applies to every corpus a run
+	// reads (zero-shot, LAMBADA, infill prompts too). Default: text8 for
+	// char, none otherwise.
+	Normalize string `mapstructure:"normalize"`
 	// DocSplit says where documents begin in plain-text files:
 	// auto|file|paragraph|line|article. article splits WikiText on its
 	// top-level " = Title = " headings; auto means article when Detokenizer
@@ -74,6 +84,7 @@ func DefaultConfig() Config {
 		Format:      "auto",
 		TextField:   "text",
 		Detokenizer: "none",
+		Tokenizer:   TokGPT2,
 		DocSplit:    "auto",
 		Split:       []float64{0.9, 0.05, 0.05},
 		SeqLen:      128,
@@ -135,6 +146,16 @@ func (c Config) Validate() error {
 	oneOf("format", c.Format, formats)
 	oneOf("detokenizer", c.Detokenizer, detokenizers)
 	oneOf("doc_split", c.DocSplit, docSplits)
+	oneOf("tokenizer", c.Tokenizer, tokenizers)
+	if c.Normalize != "" {
+		oneOf("normalize", c.Normalize, normalizations)
+	}
+	if c.Tokenizer == TokChar && c.normalize() != NormText8 {
+		bad("normalize", "tokenizer char needs normalize: text8 (its 27 symbols are what text8 keeps), got %q; use tokenizer: bytes for raw text", c.Normalize)
+	}
+	if c.Tokenizer != TokGPT2 && c.VocabSize != 0 {
+		bad("vocab_size", "%d: only the gpt2 tokenizer can be trimmed; %s has a fixed vocabulary (set data.vocab_size: 0)", c.VocabSize, c.Tokenizer)
+	}
 	oneOf("pack", c.Pack, packModes)
 	if c.TextField == "" {
 		bad("text_field", "must not be empty")
@@ -166,6 +187,17 @@ func (c Config) Validate() error {
 		bad("cache_dir", "must not be empty")
 	}
 	return errors.Join(errs...)
+}
+
+// normalize resolves "" (text8 for char, none otherwise).
+func (c Config) normalize() string {
+	switch {
+	case c.Normalize != "":
+		return c.Normalize
+	case c.Tokenizer == TokChar:
+		return NormText8
+	}
+	return NormNone
 }
 
 // docSplit resolves "auto".

@@ -33,9 +33,9 @@ func Load(ctx context.Context, cfg Config) (*Corpus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	gpt2, err := GPT2Vocab()
+	base, err := NewVocab(cfg.Tokenizer, cfg.normalize())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("data.tokenizer: %w", err)
 	}
 	c := &Corpus{cfg: cfg}
 	done := false
@@ -48,7 +48,7 @@ func Load(ctx context.Context, cfg Config) (*Corpus, error) {
 	var keys [3]string
 	for i, specs := range [][]string{cfg.Train, cfg.Valid, cfg.Test} {
 		if len(specs) > 0 {
-			if groups[i], keys[i], err = c.tokenizeGroup(ctx, gpt2, splitNames[i], specs); err != nil {
+			if groups[i], keys[i], err = c.tokenizeGroup(ctx, base, splitNames[i], specs); err != nil {
 				return nil, err
 			}
 		}
@@ -64,7 +64,7 @@ func Load(ctx context.Context, cfg Config) (*Corpus, error) {
 			}
 		}
 	}
-	if c.Vocab, err = c.chooseVocab(gpt2, &Dataset{toks: groups[0], docs: docs[0]}); err != nil {
+	if c.Vocab, err = c.chooseVocab(base, &Dataset{toks: groups[0], docs: docs[0]}); err != nil {
 		return nil, err
 	}
 	if c.Vocab.Trimmed() {
@@ -91,7 +91,8 @@ func Load(ctx context.Context, cfg Config) (*Corpus, error) {
 	return c, nil
 }
 
-// tokenizeGroup maps (or builds) the GPT-2 token cache of one source list.
+// tokenizeGroup maps (or builds) the token cache of one source list in the
+// base vocabulary's ids (GPT-2's, before any trimming).
 func (c *Corpus) tokenizeGroup(ctx context.Context, v *Vocab, split string, specs []string) (*tokenFile, string, error) {
 	srcs, err := OpenSources(ctx, c.cfg, specs)
 	if err != nil {
@@ -102,6 +103,7 @@ func (c *Corpus) tokenizeGroup(ctx context.Context, v *Vocab, split string, spec
 		return nil, "", err
 	}
 	h := sha256.New()
+	// v.Hash() covers the tokenizer and the normalisation.
 	fmt.Fprintf(h, "difflm-tokens/v%d|gpt2-r50k|%s|detok=%s\n", cacheVersion, v.Hash(), c.cfg.Detokenizer)
 	for _, s := range srcs {
 		fmt.Fprintln(h, s.Fingerprint())
@@ -131,11 +133,15 @@ func (c *Corpus) tokenizeGroup(ctx context.Context, v *Vocab, split string, spec
 
 // chooseVocab loads data.vocab_file when it exists, else builds the full or
 // trimmed vocabulary and saves it in the cache (and to vocab_file if set).
-func (c *Corpus) chooseVocab(gpt2 *Vocab, train *Dataset) (*Vocab, error) {
+func (c *Corpus) chooseVocab(base *Vocab, train *Dataset) (*Vocab, error) {
 	cfg := c.cfg
 	if cfg.VocabFile != "" {
 		v, err := LoadVocab(cfg.VocabFile)
 		if err == nil {
+			if v.base != base.base || v.norm != base.norm {
+				return nil, fmt.Errorf("data.vocab_file %s is tokenizer %s, normalize %s, but data.tokenizer is %s, normalize %s",
+					cfg.VocabFile, v.base, v.norm, base.base, base.norm)
+			}
 			k := 0
 			if v.Trimmed() {
 				k = len(v.keep)
@@ -149,7 +155,7 @@ func (c *Corpus) chooseVocab(gpt2 *Vocab, train *Dataset) (*Vocab, error) {
 			return nil, err
 		}
 	}
-	v := gpt2
+	v := base
 	if cfg.VocabSize > 0 {
 		counts := make([]int64, gpt2Size)
 		for d := range train.NumDocs() {
@@ -159,7 +165,10 @@ func (c *Corpus) chooseVocab(gpt2 *Vocab, train *Dataset) (*Vocab, error) {
 			}
 		}
 		var err error
-		if v, err = TrimVocab(counts, cfg.VocabSize); err != nil {
+		if cfg.VocabSize >= gpt2Size {
+			return nil, fmt.Errorf("data.vocab_size: k = %d is outside 1..%d", cfg.VocabSize, gpt2Size-1)
+		}
+		if v, err = trimVocab(counts, cfg.VocabSize, base.norm); err != nil {
 			return nil, fmt.Errorf("data.vocab_size: %w", err)
 		}
 		if len(v.keep) < cfg.VocabSize {

@@ -29,7 +29,9 @@ type LambadaExample struct {
 
 // LoadLambada reads a LAMBADA JSON-lines file ({"text": ...} per line, as
 // OpenAI's lambada_test.jsonl) in order. The text is used as is (that file
-// is already detokenised).
+// is already detokenised) apart from the vocabulary's normalisation: at
+// character level the passage and its target are text8-normalised, and the
+// target's tokens are its leading space and its letters.
 func LoadLambada(path string, v *Vocab) ([]LambadaExample, error) {
 	src := &jsonlSource{path: path, field: "text"}
 	var out []LambadaExample
@@ -47,6 +49,7 @@ func LoadLambada(path string, v *Vocab) ([]LambadaExample, error) {
 }
 
 func lambadaExample(text string, v *Vocab) (LambadaExample, error) {
+	text = v.Normalize(text)
 	body := strings.TrimRightFunc(text, unicode.IsSpace)
 	fields := strings.Fields(body)
 	if len(fields) < 2 {
@@ -57,10 +60,10 @@ func lambadaExample(text string, v *Vocab) (LambadaExample, error) {
 	if text[cut-1] == ' ' {
 		cut--
 	}
-	ids := v.encodeGPT2(nil, text)
+	ids := v.encodeBase(nil, text)
 	pos, k := 0, 0 // byte offset of token k
 	for k < len(ids) {
-		piece, _ := v.codec.Decode([]uint{uint(ids[k])})
+		piece := v.basePiece(ids[k])
 		if pos+len(piece) > cut {
 			break
 		}

@@ -113,7 +113,47 @@ type encoder struct {
 
 const memoLimit = 1 << 17 // pieces remembered before the memo is reset
 
-func (v *Vocab) newEncoder() *encoder { return &encoder{v: v, memo: map[string][]int32{}} }
+// textEncoder appends the base ids of a text to dst (see Vocab.encodeBase).
+type textEncoder interface {
+	append(dst []int32, text string) []int32
+}
+
+func (v *Vocab) newEncoder() textEncoder {
+	switch v.base {
+	case TokChar:
+		return charEncoder{}
+	case TokBytes:
+		return byteEncoder{}
+	}
+	return &encoder{v: v, memo: map[string][]int32{}}
+}
+
+// charEncoder maps text8-normalised text to ids 0..26 (text8Alphabet); a
+// byte outside that alphabet (only for text that skipped normalisation)
+// becomes the space, as normalisation would have made it.
+type charEncoder struct{}
+
+func (charEncoder) append(dst []int32, text string) []int32 {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		id := int32(0)
+		if c >= 'a' && c <= 'z' {
+			id = int32(c-'a') + 1
+		}
+		dst = append(dst, id)
+	}
+	return dst
+}
+
+// byteEncoder maps each byte of text to its value.
+type byteEncoder struct{}
+
+func (byteEncoder) append(dst []int32, text string) []int32 {
+	for i := 0; i < len(text); i++ {
+		dst = append(dst, int32(text[i]))
+	}
+	return dst
+}
 
 // append appends the GPT-2 ids of text (valid UTF-8) to dst.
 func (e *encoder) append(dst []int32, text string) []int32 {

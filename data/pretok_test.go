@@ -13,7 +13,7 @@ func TestPretokMatchesCodec(t *testing.T) {
 	v := gpt2(t)
 	check := func(name, text string) {
 		t.Helper()
-		got := v.encodeGPT2(nil, text) // memoised, piece by piece
+		got := v.encodeBase(nil, text) // memoised, piece by piece
 		if want := v.codecIDs(nil, text); !slices.Equal(got, want) {
 			i := 0
 			for i < min(len(got), len(want)) && got[i] == want[i] {

@@ -24,7 +24,8 @@ type encodeJob struct {
 	done  chan struct{}
 }
 
-// tokenize streams the documents of srcs through detok and v, calling emit
+// tokenize streams the documents of srcs through detok, v's normalisation
+// and v's encoder, calling emit
 // with the ids of consecutive chunks in corpus order; docEnd marks the last
 // chunk of a document. It never holds more than a few jobs in memory.
 func tokenize(ctx context.Context, v *Vocab, srcs []Source, detok func(string) string,
@@ -75,7 +76,7 @@ func tokenize(ctx context.Context, v *Vocab, srcs []Source, detok func(string) s
 					prodErr = err
 					return
 				}
-				pieces := splitChunks(detok(doc.Text), chunkBytes)
+				pieces := v.chunks(v.Normalize(detok(doc.Text)))
 				for i, p := range pieces {
 					job.texts = append(job.texts, p)
 					job.ends = append(job.ends, i == len(pieces)-1)
@@ -107,6 +108,21 @@ func tokenize(ctx context.Context, v *Vocab, srcs []Source, detok func(string) s
 		return emitErr
 	}
 	return prodErr
+}
+
+// chunks cuts a document into pieces that encode independently: at BPE's
+// safe points for GPT-2, anywhere for characters and bytes (one id per
+// byte).
+func (v *Vocab) chunks(text string) []string {
+	if v.base == TokGPT2 {
+		return splitChunks(text, chunkBytes)
+	}
+	var out []string
+	for len(text) > chunkBytes {
+		out = append(out, text[:chunkBytes])
+		text = text[chunkBytes:]
+	}
+	return append(out, text)
 }
 
 // splitChunks cuts text into pieces of about size bytes at safe points.

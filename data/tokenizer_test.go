@@ -25,9 +25,9 @@ func TestSplitChunksExact(t *testing.T) {
 	}
 	var joined []int32
 	for _, c := range chunks {
-		joined = v.encodeGPT2(joined, c)
+		joined = v.encodeBase(joined, c)
 	}
-	if whole := v.encodeGPT2(nil, text); !slices.Equal(joined, whole) {
+	if whole := v.encodeBase(nil, text); !slices.Equal(joined, whole) {
 		t.Fatalf("chunked encoding differs: %d vs %d ids", len(joined), len(whole))
 	}
 	// Tricky boundaries are not cut.
@@ -92,7 +92,7 @@ func TestTokenizeOrder(t *testing.T) {
 		t.Fatalf("%d documents, want %d", len(got), len(want))
 	}
 	for i, w := range want {
-		if !slices.Equal(got[i], v.encodeGPT2(nil, w)) {
+		if !slices.Equal(got[i], v.encodeBase(nil, w)) {
 			t.Fatalf("document %d differs", i)
 		}
 	}

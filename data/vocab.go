@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,19 @@ const (
 	vocabVersion = 1
 )
 
+// Tokenizers (data.tokenizer) name how text becomes ids.
+const (
+	// TokGPT2 is GPT-2's BPE (r50k), whole or trimmed to a corpus.
+	TokGPT2 = "gpt2"
+	// TokChar is text8's 27 symbols (space, a–z) after text8 normalisation:
+	// ids 0..26 in text8Alphabet order, then EOS = 27.
+	TokChar = "char"
+	// TokBytes is raw UTF-8 bytes: ids 0..255, then EOS = 256.
+	TokBytes = "bytes"
+)
+
+var tokenizers = []string{TokGPT2, TokChar, TokBytes}
+
 // Vocab is the token-id space of a run, defined in one place so that models
 // and forward processes agree on it. Ids 0..Size()-1 are real tokens (EOS,
 // and UNK in a trimmed vocabulary, included); MaskID() == Size() is the
@@ -36,12 +50,57 @@ const (
 // the K most frequent GPT-2 ids of a training corpus (new ids 0..K-1, most
 // frequent first), then EOS = K and UNK = K+1; its mapping is saved as JSON
 // so that a checkpoint always decodes with the vocabulary it was trained on.
+//
+// A character vocabulary (TokChar) has the 27 symbols of text8 and EOS, and
+// normalises every text it encodes with text8's rules, so LAMBADA, infill
+// templates and zero-shot corpora reach it in its own alphabet; a byte
+// vocabulary (TokBytes) has the 256 byte values and EOS. Neither has UNK.
 type Vocab struct {
-	codec tokenizer.Codec
-	keep  []int32 // trimmed: new id -> GPT-2 id; nil for full GPT-2
-	toNew []int32 // trimmed: GPT-2 id -> new id (UNK when not kept)
+	base  string          // TokGPT2, TokChar or TokBytes
+	norm  string          // normalisation applied to every text: NormNone or NormText8
+	codec tokenizer.Codec // GPT-2 only
+	keep  []int32         // trimmed: new id -> GPT-2 id; nil for full GPT-2
+	toNew []int32         // trimmed: GPT-2 id -> new id (UNK when not kept)
 	hash  string
 	file  string // where the mapping was loaded from, for messages
+	// unkBytes is the mean UTF-8 length of the GPT-2 tokens a trimmed
+	// vocabulary maps to UNK, weighted by their training counts: what one
+	// UNK stands for when bits per byte are counted (NaN when unknown).
+	unkBytes float64
+}
+
+// NewVocab returns the fixed vocabulary of a tokenizer with normalisation
+// norm (data.normalize). TokChar requires NormText8: its alphabet holds only
+// what that normalisation leaves. A trimmed GPT-2 vocabulary comes from
+// TrimVocab instead.
+func NewVocab(tok, norm string) (*Vocab, error) {
+	if _, err := normalizer(norm); err != nil {
+		return nil, err
+	}
+	if norm == "" {
+		norm = NormNone
+	}
+	var v *Vocab
+	switch tok {
+	case TokGPT2, "":
+		g, err := GPT2Vocab()
+		if err != nil {
+			return nil, err
+		}
+		v = g
+	case TokChar:
+		if norm != NormText8 {
+			return nil, fmt.Errorf("tokenizer char needs normalize: text8 (its 27 symbols are what text8 keeps), got %q; use tokenizer bytes for raw text", norm)
+		}
+		v = &Vocab{base: TokChar}
+	case TokBytes:
+		v = &Vocab{base: TokBytes}
+	default:
+		return nil, fmt.Errorf("unknown tokenizer %q (want one of %s)", tok, strings.Join(tokenizers, "|"))
+	}
+	v.norm = norm
+	v.hash = v.computeHash()
+	return v, nil
 }
 
 // GPT2Vocab returns the full GPT-2 vocabulary (V = 50257, EOS = 50256).
@@ -53,7 +112,7 @@ func GPT2Vocab() (*Vocab, error) {
 	// ErrorModeNone: Decode returns raw bytes (see Decode); Encode cleans
 	// its input itself.
 	c.SetErrorMode(tokenizer.ErrorModeNone)
-	v := &Vocab{codec: c}
+	v := &Vocab{base: TokGPT2, norm: NormNone, codec: c}
 	v.hash = v.computeHash()
 	return v, nil
 }
@@ -69,6 +128,10 @@ func TrimVocab(counts []int64, k int) (*Vocab, error) {
 	if len(counts) != gpt2Size {
 		return nil, fmt.Errorf("trim vocabulary: %d counts, want %d", len(counts), gpt2Size)
 	}
+	return trimVocab(counts, k, NormNone)
+}
+
+func trimVocab(counts []int64, k int, norm string) (*Vocab, error) {
 	var ids []int32
 	for id, n := range counts[:gpt2EOS] {
 		if n > 0 {
@@ -78,18 +141,32 @@ func TrimVocab(counts []int64, k int) (*Vocab, error) {
 	slices.SortFunc(ids, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b))
 	})
+	var dropped []int32
 	if len(ids) > k {
-		ids = ids[:k]
+		ids, dropped = ids[:k], ids[k:]
 	}
-	return newTrimmed(ids)
+	v, err := newTrimmed(ids, norm)
+	if err != nil {
+		return nil, err
+	}
+	var n, nbytes float64
+	for _, id := range dropped {
+		piece, _ := v.codec.Decode([]uint{uint(id)})
+		n += float64(counts[id])
+		nbytes += float64(counts[id]) * float64(len(piece))
+	}
+	if n > 0 {
+		v.unkBytes = nbytes / n
+	}
+	return v, nil
 }
 
-func newTrimmed(keep []int32) (*Vocab, error) {
+func newTrimmed(keep []int32, norm string) (*Vocab, error) {
 	base, err := GPT2Vocab()
 	if err != nil {
 		return nil, err
 	}
-	v := &Vocab{codec: base.codec, keep: keep, toNew: make([]int32, gpt2Size)}
+	v := &Vocab{base: TokGPT2, norm: norm, codec: base.codec, keep: keep, toNew: make([]int32, gpt2Size), unkBytes: math.NaN()}
 	unk := int32(len(keep) + 1)
 	for i := range v.toNew {
 		v.toNew[i] = unk
@@ -110,7 +187,12 @@ func newTrimmed(keep []int32) (*Vocab, error) {
 
 // Size is V, the number of real tokens (EOS and UNK included, MASK not).
 func (v *Vocab) Size() int {
-	if v.keep == nil {
+	switch {
+	case v.base == TokChar:
+		return len(text8Alphabet) + 1
+	case v.base == TokBytes:
+		return 256 + 1
+	case v.keep == nil:
 		return gpt2Size
 	}
 	return len(v.keep) + 2
@@ -121,10 +203,49 @@ func (v *Vocab) MaskID() int { return v.Size() }
 
 // EOS is the end-of-document id (also used as BOS and as padding input).
 func (v *Vocab) EOS() int {
-	if v.keep == nil {
+	switch {
+	case v.base != TokGPT2:
+		return v.Size() - 1
+	case v.keep == nil:
 		return gpt2EOS
 	}
 	return len(v.keep)
+}
+
+// Tokenizer is TokGPT2, TokChar or TokBytes.
+func (v *Vocab) Tokenizer() string { return v.base }
+
+// Normalization is the normalisation every encoded text goes through.
+func (v *Vocab) Normalization() string { return v.norm }
+
+// ByteLens is the UTF-8 length of each id's text, the denominator of bits
+// per byte (per character at character level): 1 for a character or byte,
+// the piece's length for GPT-2, 0 for EOS (a separator, not text: its
+// nats are charged to the bytes around it), the training split's mean
+// length of the dropped tokens for UNK (NaN when the vocabulary file does
+// not record it), and 0 for MASK.
+func (v *Vocab) ByteLens() []float64 {
+	out := make([]float64, v.Size()+1)
+	for id := range v.Size() {
+		switch {
+		case id == v.EOS():
+		case id == v.UNK():
+			out[id] = v.unkBytes
+		case v.base != TokGPT2:
+			out[id] = 1
+		default:
+			piece, _ := v.codec.Decode([]uint{uint(v.toGPT2(int32(id)))})
+			out[id] = float64(len(piece))
+		}
+	}
+	return out
+}
+
+func (v *Vocab) toGPT2(id int32) int32 {
+	if v.keep == nil {
+		return id
+	}
+	return v.keep[id]
 }
 
 // UNK is the id that stands for GPT-2 tokens a trimmed vocabulary dropped,
@@ -154,8 +275,16 @@ func (v *Vocab) Verify(hash string) error {
 
 func (v *Vocab) describe() string {
 	s := fmt.Sprintf("GPT-2, V=%d", v.Size())
-	if v.keep != nil {
+	switch {
+	case v.base == TokChar:
+		s = fmt.Sprintf("text8 characters, V=%d", v.Size())
+	case v.base == TokBytes:
+		s = fmt.Sprintf("bytes, V=%d", v.Size())
+	case v.keep != nil:
 		s = fmt.Sprintf("GPT-2 trimmed to K=%d, V=%d", len(v.keep), v.Size())
+	}
+	if v.norm != NormNone {
+		s += ", normalize " + v.norm
 	}
 	if v.file != "" {
 		s += ", from " + v.file
@@ -163,9 +292,10 @@ func (v *Vocab) describe() string {
 	return s
 }
 
-// Encode tokenises text into ids of this vocabulary (no EOS added).
+// Encode normalises text and tokenises it into ids of this vocabulary (no
+// EOS added).
 func (v *Vocab) Encode(text string) []int {
-	ids := v.encodeGPT2(nil, text)
+	ids := v.encodeBase(nil, v.Normalize(text))
 	out := make([]int, len(ids))
 	for i, id := range ids {
 		out[i] = int(v.fromGPT2(id))
@@ -173,14 +303,35 @@ func (v *Vocab) Encode(text string) []int {
 	return out
 }
 
-// encodeGPT2 appends the GPT-2 ids of text to dst.
-func (v *Vocab) encodeGPT2(dst []int32, text string) []int32 {
+// Normalize applies the vocabulary's normalisation to text.
+func (v *Vocab) Normalize(text string) string {
+	if v.norm == NormText8 {
+		return Text8Normalize(text)
+	}
+	return text
+}
+
+// encodeBase appends the base ids (GPT-2 ids before trimming; the final ids
+// for characters and bytes) of already normalised text to dst.
+func (v *Vocab) encodeBase(dst []int32, text string) []int32 {
 	// Sources reject invalid UTF-8 with a file:line error before this
 	// point; for direct callers it becomes U+FFFD, as in tiktoken.
 	if !utf8.ValidString(text) {
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
 	return v.newEncoder().append(dst, text)
+}
+
+// basePiece is the text of a base id (see encodeBase).
+func (v *Vocab) basePiece(id int32) string {
+	switch v.base {
+	case TokChar:
+		return text8Alphabet[id : id+1]
+	case TokBytes:
+		return string([]byte{byte(id)})
+	}
+	piece, _ := v.codec.Decode([]uint{uint(id)})
+	return piece
 }
 
 // codecIDs appends the ids the tiktoken codec gives text.
@@ -228,6 +379,12 @@ func (v *Vocab) Decode(ids []int) string {
 		case id == v.MaskID():
 			flush()
 			sb.WriteString("<|mask|>")
+		case v.base == TokChar:
+			flush()
+			sb.WriteByte(text8Alphabet[id])
+		case v.base == TokBytes:
+			flush()
+			sb.WriteByte(byte(id))
 		case v.keep != nil:
 			run = append(run, uint(v.keep[id]))
 		default:
@@ -240,6 +397,16 @@ func (v *Vocab) Decode(ids []int) string {
 
 func (v *Vocab) computeHash() string {
 	h := sha256.New()
+	if v.base != TokGPT2 || v.norm != NormNone {
+		// Older GPT-2 vocabularies hashed without these fields; their hash
+		// (which keys caches and checkpoints) stays as it was.
+		fmt.Fprintf(h, "%s/v%d;%s;normalize=%s;size=%d;", vocabFormat, vocabVersion, v.base, v.norm, v.Size())
+		if v.keep != nil {
+			h.Write([]byte("trimmed;"))
+			_ = binary.Write(h, binary.LittleEndian, v.keep)
+		}
+		return hex.EncodeToString(h.Sum(nil))[:16]
+	}
 	fmt.Fprintf(h, "%s/v%d;gpt2-r50k;size=%d;", vocabFormat, vocabVersion, v.Size())
 	if v.keep != nil {
 		h.Write([]byte("trimmed;"))
@@ -251,21 +418,31 @@ func (v *Vocab) computeHash() string {
 // vocabFile is the saved form of a Vocab. Version bumps whenever the meaning
 // of a field changes; LoadVocab refuses versions it does not know.
 type vocabFile struct {
-	Format  string  `json:"format"`
-	Version int     `json:"version"`
-	Base    string  `json:"base"`
-	Size    int     `json:"size"`
-	EOS     int     `json:"eos"`
-	UNK     int     `json:"unk"`
-	Mask    int     `json:"mask"`
-	Hash    string  `json:"hash"`
-	GPT2IDs []int32 `json:"gpt2_ids,omitempty"` // new id -> GPT-2 id, for ids below EOS
+	Format  string `json:"format"`
+	Version int    `json:"version"`
+	Base    string `json:"base"` // the tokenizer: gpt2, char or bytes
+	// Normalize is the normalisation of every encoded text ("" = none).
+	Normalize string  `json:"normalize,omitempty"`
+	Size      int     `json:"size"`
+	EOS       int     `json:"eos"`
+	UNK       int     `json:"unk"`
+	Mask      int     `json:"mask"`
+	Hash      string  `json:"hash"`
+	GPT2IDs   []int32 `json:"gpt2_ids,omitempty"` // new id -> GPT-2 id, for ids below EOS
+	// UNKBytes is Vocab.unkBytes (absent when unknown).
+	UNKBytes *float64 `json:"unk_bytes,omitempty"`
 }
 
 // Save writes the mapping as JSON (atomically: a temporary file is renamed).
 func (v *Vocab) Save(path string) error {
-	f := vocabFile{Format: vocabFormat, Version: vocabVersion, Base: "gpt2",
+	f := vocabFile{Format: vocabFormat, Version: vocabVersion, Base: v.base,
 		Size: v.Size(), EOS: v.EOS(), UNK: v.UNK(), Mask: v.MaskID(), Hash: v.hash, GPT2IDs: v.keep}
+	if v.norm != NormNone {
+		f.Normalize = v.norm
+	}
+	if v.keep != nil && !math.IsNaN(v.unkBytes) {
+		f.UNKBytes = &v.unkBytes
+	}
 	b, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
 		return fmt.Errorf("save vocabulary %s: %w", path, err)
@@ -290,17 +467,24 @@ func LoadVocab(path string) (*Vocab, error) {
 	bad := func(format string, args ...any) (*Vocab, error) {
 		return nil, fmt.Errorf("load vocabulary %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	if f.Format != vocabFormat || f.Base != "gpt2" {
-		return bad("not a %s file for gpt2 (format %q, base %q)", vocabFormat, f.Format, f.Base)
+	if f.Format != vocabFormat || !slices.Contains(tokenizers, f.Base) {
+		return bad("not a %s file of a known tokenizer (format %q, base %q)", vocabFormat, f.Format, f.Base)
 	}
 	if f.Version != vocabVersion {
 		return bad("version %d is not supported (this build reads version %d)", f.Version, vocabVersion)
 	}
+	norm := cmp.Or(f.Normalize, NormNone)
 	var v *Vocab
-	if f.GPT2IDs == nil {
-		v, err = GPT2Vocab()
-	} else {
-		v, err = newTrimmed(f.GPT2IDs)
+	switch {
+	case f.GPT2IDs != nil && f.Base == TokGPT2:
+		v, err = newTrimmed(f.GPT2IDs, norm)
+		if err == nil && f.UNKBytes != nil {
+			v.unkBytes = *f.UNKBytes
+		}
+	case f.GPT2IDs != nil:
+		return bad("gpt2_ids given for tokenizer %s", f.Base)
+	default:
+		v, err = NewVocab(f.Base, norm)
 	}
 	if err != nil {
 		return bad("%v", err)

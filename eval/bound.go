@@ -2,8 +2,12 @@ package eval
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +17,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/results"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -44,14 +49,26 @@ type Batches interface {
 // all T steps has no time error, and the x_t noise that remains (one draw
 // per step and sequence) is then not estimated; with K ≥ 2 sweeps Stderr
 // estimates exactly that noise.
+//
+// BPC is the same bound in bits per character: total nats / (ln 2 · Bytes),
+// Bytes the UTF-8 length of the scored tokens' text (Model.ByteLens; EOS
+// counts 0 bytes, so its nats are charged to the text around it). At
+// character level a character is a byte; for BPE it is bits per UTF-8 byte,
+// so BPE and character runs of one corpus compare. NaN without ByteLens.
 type Result struct {
 	Value, Stderr  float64 // perplexity bound and its standard error
 	NLL, NLLStderr float64 // the bound in nats per token and its standard error
+	BPC, BPCStderr float64 // the bound in bits per character (byte) and its standard error
 	Tokens         int64   // tokens scored (padding excluded)
+	Bytes          float64 // UTF-8 bytes of the scored tokens (NaN without ByteLens)
 	UNKShare       float64 // share of Tokens that are Model.UNK; NaN without one
 	Sequences      int     // sequences (blocks) scored
 	K              int     // draws per sequence, or full sweeps when Exact
 	Exact          bool    // the time integral is exact (ar, or exact_steps)
+	// PerSequence holds each scored sequence's bound (the mean of its K
+	// draws), in pass order: what a paired comparison of two models on the
+	// same sequences and the same draws needs (results.SequenceBounds).
+	PerSequence results.SequenceBounds
 }
 
 // Bound evaluates the model's perplexity bound on batches (one pass, at
@@ -117,7 +134,7 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 		if err != nil {
 			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, prog.done, err)
 		}
-		tot.add(draws, b, m.UNK)
+		tot.add(draws, b, m.UNK, m.ByteLens)
 		prog.step()
 	}
 	res, err := tot.result(mode, m.UNK)
@@ -260,22 +277,34 @@ func expectedBatches(src Batches, batchSize, limit int) int {
 type total struct {
 	nats, variance float64 // Σ m_s and Σ v_s/K
 	tokens, unks   int64
+	bytes          float64
 	sequences      int
 	k              int
+	seqs           results.SequenceBounds
+	hash           hash.Hash
 }
 
 // add folds in the draws [K][rows] of one batch, counting the scored
-// tokens that are unk (when unk > 0).
-func (t *total) add(draws [][]float64, b data.Batch, unk int) {
+// tokens that are unk (when unk > 0) and their bytes (when byteLens is
+// given).
+func (t *total) add(draws [][]float64, b data.Batch, unk int, byteLens []float64) {
 	k := len(draws)
 	t.k = k
+	if t.hash == nil {
+		t.hash = sha256.New()
+	}
 	for r := range b.Rows {
 		tokens := int64(0)
+		nbytes := 0.0
 		for j, w := range b.Mask[r*b.L : (r+1)*b.L] {
 			if w > 0 {
+				id := b.Tokens[r*b.L+j]
 				tokens++
-				if unk > 0 && b.Tokens[r*b.L+j] == int64(unk) {
+				if unk > 0 && id == int64(unk) {
 					t.unks++
+				}
+				if byteLens != nil && id >= 0 && int(id) < len(byteLens) {
+					nbytes += byteLens[id]
 				}
 			}
 		}
@@ -295,7 +324,14 @@ func (t *total) add(draws [][]float64, b data.Batch, unk int) {
 		}
 		t.nats += mean
 		t.tokens += tokens
+		t.bytes += nbytes
 		t.sequences++
+		t.seqs.Nats = append(t.seqs.Nats, mean)
+		t.seqs.Tokens = append(t.seqs.Tokens, tokens)
+		t.seqs.Bytes = append(t.seqs.Bytes, nbytes)
+		// The fingerprint covers what was scored: ids and weights.
+		_ = binary.Write(t.hash, binary.LittleEndian, b.Tokens[r*b.L:(r+1)*b.L])
+		_ = binary.Write(t.hash, binary.LittleEndian, b.Mask[r*b.L:(r+1)*b.L])
 	}
 }
 
@@ -316,6 +352,15 @@ func (t *total) result(md boundMode, unk int) (Result, error) {
 	if unk > 0 {
 		share = float64(t.unks) / float64(t.tokens)
 	}
-	return Result{Value: ppl, Stderr: ppl * se, NLL: nll, NLLStderr: se, Tokens: t.tokens, UNKShare: share,
-		Sequences: t.sequences, K: md.k, Exact: md.exact}, nil
+	bpc, bpcSE, nbytes := math.NaN(), math.NaN(), math.NaN()
+	if t.bytes > 0 && !math.IsNaN(t.bytes) && !math.IsInf(t.bytes, 0) {
+		nbytes = t.bytes
+		perByte := float64(t.tokens) / t.bytes / math.Ln2
+		bpc, bpcSE = nll*perByte, se*perByte
+	}
+	t.seqs.K = md.k
+	t.seqs.Fingerprint = hex.EncodeToString(t.hash.Sum(nil))[:16]
+	return Result{Value: ppl, Stderr: ppl * se, NLL: nll, NLLStderr: se, BPC: bpc, BPCStderr: bpcSE,
+		Tokens: t.tokens, Bytes: nbytes, UNKShare: share, Sequences: t.sequences, K: md.k, Exact: md.exact,
+		PerSequence: t.seqs}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/dlmlab/difflm/data"
@@ -138,9 +139,58 @@ func TestARExact(t *testing.T) {
 	if !math.IsNaN(res.UNKShare) {
 		t.Errorf("UNK share %g without an UNK id, want NaN", res.UNKShare)
 	}
-	res.NLL, res.Value, res.UNKShare = want.NLL, want.Value, 0
-	if res != want {
+	if len(res.PerSequence.Nats) != 2 || res.PerSequence.Tokens[0] != 3 || res.PerSequence.Tokens[1] != 2 {
+		t.Errorf("per-sequence bounds %+v", res.PerSequence)
+	}
+	if !math.IsNaN(res.BPC) || !math.IsNaN(res.Bytes) {
+		t.Errorf("bpc %g over %g bytes without byte lengths, want NaN", res.BPC, res.Bytes)
+	}
+	res.NLL, res.Value, res.UNKShare, res.BPC, res.BPCStderr, res.Bytes = want.NLL, want.Value, 0, 0, 0, 0
+	res.PerSequence = results.SequenceBounds{}
+	if !reflect.DeepEqual(res, want) {
 		t.Errorf("result %+v, want %+v", res, want)
+	}
+}
+
+// TestBPCUniform27: a model uniform over text8's 27 symbols (EOS given
+// almost nothing) scores exactly log2 27 bits per character on text, and
+// an EOS, 0 bytes, charges its nats to the characters around it.
+func TestBPCUniform27(t *testing.T) {
+	torchx.Lock()
+	p := make([]float64, 28)
+	for i := range 27 {
+		p[i] = (1 - 1e-12) / 27
+	}
+	p[27] = 1e-12
+	bl := make([]float64, 29)
+	for i := range 27 {
+		bl[i] = 1
+	}
+	m := Model{Net: fixedNet(p), Objective: objective(t, "ar", nil, 28, nil), SeqLen: 4, ByteLens: bl}
+	rows := [][]int64{{1, 2, 0, 3}, {26, 0, 5, 9}}
+	res, err := Bound(context.Background(), m, DefaultConfig(), "t", rowBatches(rows, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.BPC-math.Log2(27)) > 1e-9 || res.Bytes != 8 || res.BPCStderr != 0 {
+		t.Errorf("bpc %.12f over %g bytes (± %g), want log2 27 = %.12f", res.BPC, res.Bytes, res.BPCStderr, math.Log2(27))
+	}
+	// With an EOS among the tokens: 7 characters carry 7·ln27 + ln(1/p_eos) nats.
+	rows[1][3] = 27
+	res, err = Bound(context.Background(), m, DefaultConfig(), "t", rowBatches(rows, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (7*math.Log(27/(1-1e-12)) - math.Log(1e-12)) / 7 / math.Ln2
+	if math.Abs(res.BPC-want) > 1e-6 || res.Bytes != 7 {
+		t.Errorf("bpc with EOS %.9f over %g bytes, want %.9f over 7", res.BPC, res.Bytes, want)
+	}
+	u, err := Unigram(context.Background(), []int64{1, 1, 1}, []float64{1, 1, 0}, DefaultConfig(), rowBatches([][]int64{{0, 1, 2}}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(u.BPC-3*math.Log2(3)/2) > 1e-12 {
+		t.Errorf("unigram bpc %g, want 3·log2 3 / 2 (three uniform tokens, two bytes)", u.BPC)
 	}
 }
 
@@ -250,7 +300,7 @@ func TestBoundUNKShare(t *testing.T) {
 // The unigram baseline is Σ −log((c+½)/(N+V/2)) over exactly the scored
 // tokens, averaged: counts 3, 1, 0 (N = 4, V = 3) on the tokens 0 0 1 2.
 func TestUnigram(t *testing.T) {
-	res, err := Unigram(context.Background(), []int64{3, 1, 0}, DefaultConfig(), rowBatches([][]int64{{0, 0}, {1, 2}}, 2))
+	res, err := Unigram(context.Background(), []int64{3, 1, 0}, nil, DefaultConfig(), rowBatches([][]int64{{0, 0}, {1, 2}}, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +309,7 @@ func TestUnigram(t *testing.T) {
 	if res.Tokens != 4 || math.Abs(res.NLL-want) > 1e-12 || math.Abs(res.Value-math.Exp(want)) > 1e-9 {
 		t.Errorf("unigram %+v, want NLL %g over 4 tokens", res, want)
 	}
-	if _, err := Unigram(context.Background(), []int64{3, 1}, DefaultConfig(), rowBatches([][]int64{{0, 2}}, 1)); err == nil {
+	if _, err := Unigram(context.Background(), []int64{3, 1}, nil, DefaultConfig(), rowBatches([][]int64{{0, 2}}, 1)); err == nil {
 		t.Error("a token outside the counts: no error")
 	}
 }

@@ -32,6 +32,9 @@ type Model struct {
 	// every word outside the vocabulary makes foreign text (zero-shot
 	// corpora) easier to predict, so its bounds need that share beside them.
 	UNK int
+	// ByteLens is the UTF-8 length of each id's text (data.Vocab.ByteLens),
+	// the denominator of bits per character; nil leaves BPC NaN.
+	ByteLens []float64
 }
 
 // check reports a Model that cannot be evaluated.

@@ -14,12 +14,16 @@ const MetricEntropy = results.MetricEntropy
 func MetricDistinct(n int) string { return fmt.Sprintf("distinct_%d", n) }
 
 // Evaluations are the rows of a bound for task (RunID left 0 for the
-// caller): the perplexity bound and the NLL in nats per token, each with
-// its standard error, N = tokens scored.
+// caller): the perplexity bound, the NLL in nats per token and (with byte
+// lengths) bits per character, each with its standard error, N = tokens
+// scored.
 func (r Result) Evaluations(task string) []results.Evaluation {
 	out := []results.Evaluation{
 		{Task: task, Metric: results.MetricPPLBound, Value: r.Value, Stderr: r.Stderr, N: r.Tokens},
 		{Task: task, Metric: results.MetricNLL, Value: r.NLL, Stderr: r.NLLStderr, N: r.Tokens},
+	}
+	if !math.IsNaN(r.BPC) {
+		out = append(out, results.Evaluation{Task: task, Metric: results.MetricBPC, Value: r.BPC, Stderr: r.BPCStderr, N: r.Tokens})
 	}
 	if !math.IsNaN(r.UNKShare) {
 		out = append(out, results.Evaluation{Task: task, Metric: results.MetricUNKShare, Value: r.UNKShare,

@@ -30,13 +30,16 @@ func UnigramCounts(ds *data.Dataset, vocab *data.Vocab) []int64 {
 // cfg.MaxBatches batches, padding excluded. It is the floor of "learned
 // nothing but token frequencies": a bound near it means the network has not
 // yet used context.
-func Unigram(ctx context.Context, counts []int64, cfg Config, batches Batches) (Result, error) {
+//
+// byteLens (as Model.ByteLens; nil for none) gives the result its bits per
+// character.
+func Unigram(ctx context.Context, counts []int64, byteLens []float64, cfg Config, batches Batches) (Result, error) {
 	var total float64
 	for _, c := range counts {
 		total += float64(c)
 	}
 	denom := total + float64(len(counts))/2
-	var nats float64
+	var nats, nbytes float64
 	var tokens int64
 	for n := 0; cfg.MaxBatches == 0 || n < cfg.MaxBatches; n++ {
 		if err := ctx.Err(); err != nil {
@@ -59,24 +62,37 @@ func Unigram(ctx context.Context, counts []int64, cfg Config, batches Batches) (
 			}
 			nats -= math.Log((float64(counts[id]) + 0.5) / denom)
 			tokens++
+			if byteLens != nil {
+				nbytes += byteLens[id]
+			}
 		}
 	}
 	if tokens == 0 {
 		return Result{}, errors.New("unigram: no tokens to score")
 	}
 	nll := nats / float64(tokens)
-	return Result{Value: math.Exp(nll), NLL: nll, Tokens: tokens, UNKShare: math.NaN(), K: 1, Exact: true}, nil
+	bpc := math.NaN()
+	if nbytes > 0 && !math.IsNaN(nbytes) {
+		bpc = nats / nbytes / math.Ln2
+	}
+	return Result{Value: math.Exp(nll), NLL: nll, BPC: bpc, BPCStderr: 0, Tokens: tokens, Bytes: nbytes,
+		UNKShare: math.NaN(), K: 1, Exact: true}, nil
 }
 
-// UnigramEvaluation is the row of a unigram perplexity for task.
-func (r Result) UnigramEvaluation(task string) results.Evaluation {
-	return results.Evaluation{Task: task, Metric: results.MetricUnigramPPL, Value: r.Value, Stderr: 0, N: r.Tokens}
+// UnigramEvaluations are the rows of a unigram model for task: its
+// perplexity and, with byte lengths, its bits per character.
+func (r Result) UnigramEvaluations(task string) []results.Evaluation {
+	out := []results.Evaluation{{Task: task, Metric: results.MetricUnigramPPL, Value: r.Value, Stderr: 0, N: r.Tokens}}
+	if !math.IsNaN(r.BPC) {
+		out = append(out, results.Evaluation{Task: task, Metric: results.MetricUnigramBPC, Value: r.BPC, Stderr: 0, N: r.Tokens})
+	}
+	return out
 }
 
 // ZeroShotUnigram is Unigram on the zero-shot corpus zs, read as
 // ZeroShotBound reads it.
 func ZeroShotUnigram(ctx context.Context, counts []int64, cfg Config, runData data.Config, vocab *data.Vocab, zs ZeroShot) (Result, error) {
 	return onZeroShot(ctx, cfg, runData, vocab, zs, func(b Batches) (Result, error) {
-		return Unigram(ctx, counts, cfg, b)
+		return Unigram(ctx, counts, vocab.ByteLens(), cfg, b)
 	})
 }

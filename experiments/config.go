@@ -43,6 +43,15 @@ type Config struct {
 	Eval      eval.Config     `mapstructure:"eval"`
 	Sampling  sampling.Config `mapstructure:"sampling"`
 	Sweep     SweepConfig     `mapstructure:"sweep"`
+	Report    ReportConfig    `mapstructure:"report"`
+}
+
+// ReportConfig is the `report:` section: how -mode report compares variants.
+type ReportConfig struct {
+	// Reference is the variant every other is compared with, paired on the
+	// same sequences and eval draws (its difference and that difference's
+	// standard error); "" leaves the comparison out.
+	Reference string `mapstructure:"reference"`
 }
 
 // DefaultConfig is the built-in default experiment: MDLM (absorbing ×

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -17,7 +18,7 @@ import (
 // evalModel is what the eval package needs to know about the method.
 func (m *method) evalModel(cfg *Config, vocab *data.Vocab) eval.Model {
 	return eval.Model{Net: m.net, Objective: m.obj, Steps: cfg.Objective.Steps, Process: m.proc,
-		SeqLen: cfg.Data.SeqLen, Device: m.dev, UNK: max(0, vocab.UNK())}
+		SeqLen: cfg.Data.SeqLen, Device: m.dev, UNK: max(0, vocab.UNK()), ByteLens: vocab.ByteLens()}
 }
 
 // quickEval is the trainer's periodic validation: the bound on at most a
@@ -40,7 +41,11 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]float64{"loss": r.NLL, "ppl_bound": r.Value}, nil
+		out := map[string]float64{"loss": r.NLL, "ppl_bound": r.Value}
+		if !math.IsNaN(r.BPC) {
+			out[results.MetricBPC] = r.BPC
+		}
+		return out, nil
 	}
 }
 
@@ -52,6 +57,12 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 	em := m.evalModel(cfg, corpus.Vocab)
 	counts := eval.UnigramCounts(corpus.Train, corpus.Vocab)
 	var rows []results.Evaluation
+	var seqs []results.SequenceBounds
+	bound := func(task string, r eval.Result) {
+		q := r.PerSequence
+		q.RunID, q.Task = runID, task
+		seqs = append(seqs, q)
+	}
 	add := func(es ...results.Evaluation) {
 		for _, e := range es {
 			e.RunID = runID
@@ -75,14 +86,15 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval %s: %w", split.task, err)
 		}
 		add(r.Evaluations(split.task)...)
+		bound(split.task, r)
 		if batches, err = corpus.EvalBatches(split.ds, cfg.Eval.BatchSize); err != nil {
 			return err
 		}
-		u, err := eval.Unigram(ctx, counts, cfg.Eval, batches)
+		u, err := eval.Unigram(ctx, counts, em.ByteLens, cfg.Eval, batches)
 		if err != nil {
 			return fmt.Errorf("eval %s: %w", split.task, err)
 		}
-		add(u.UnigramEvaluation(split.task))
+		add(u.UnigramEvaluations(split.task)...)
 	}
 	for _, zs := range cfg.Eval.ZeroShot {
 		r, err := eval.ZeroShotBound(ctx, em, cfg.Eval, cfg.Data, corpus.Vocab, zs)
@@ -90,11 +102,12 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
 		}
 		add(r.Evaluations(zs.Name)...)
+		bound(zs.Name, r)
 		u, err := eval.ZeroShotUnigram(ctx, counts, cfg.Eval, cfg.Data, corpus.Vocab, zs)
 		if err != nil {
 			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
 		}
-		add(u.UnigramEvaluation(zs.Name))
+		add(u.UnigramEvaluations(zs.Name)...)
 	}
 	exs, err := eval.LoadLambada(cfg.Eval, cfg.Data, corpus.Vocab)
 	if err != nil {
@@ -106,13 +119,14 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval lambada bound: %w", err)
 		}
 		add(r.Evaluations(results.TaskLAMBADA)...)
+		bound(results.TaskLAMBADA, r)
 		acc, err := eval.LambadaAccuracy(ctx, em, cfg.Eval, corpus.Vocab, exs)
 		if err != nil {
 			return fmt.Errorf("eval lambada accuracy: %w", err)
 		}
 		add(acc.Evaluation(results.TaskLAMBADA))
 	}
-	return store.AddEvaluations(rows)
+	return store.AddEvaluations(rows, seqs...)
 }
 
 // selfReference as eval.ar_reference makes an AR run score its own samples.

@@ -28,11 +28,13 @@ type Evaluation struct {
 // AddEvaluation records one evaluation; see AddEvaluations.
 func (s *Store) AddEvaluation(e Evaluation) error { return s.AddEvaluations([]Evaluation{e}) }
 
-// AddEvaluations records evaluations in one transaction. An evaluation with
-// the same (run, task, metric, params) as a stored one replaces it, so that a
-// resumed run that evaluates again does not duplicate rows.
-func (s *Store) AddEvaluations(es []Evaluation) error {
-	if len(es) == 0 {
+// AddEvaluations records evaluations, and the per-sequence bounds behind
+// them, in one transaction. An evaluation with the same (run, task, metric,
+// params) as a stored one replaces it, and so do sequence bounds of the
+// same (run, task), so that a resumed run that evaluates again does not
+// duplicate rows.
+func (s *Store) AddEvaluations(es []Evaluation, seqs ...SequenceBounds) error {
+	if len(es) == 0 && len(seqs) == 0 {
 		return nil
 	}
 	now := formatTime(time.Now())
@@ -57,7 +59,7 @@ func (s *Store) AddEvaluations(es []Evaluation) error {
 				return fmt.Errorf("evaluation %s/%s of run %d: %w", e.Task, e.Metric, e.RunID, err)
 			}
 		}
-		return nil
+		return addSequenceBounds(tx, seqs)
 	})
 }
 

@@ -83,6 +83,17 @@ CREATE TABLE samples (
 		{name: "indexes for report queries", sql: `
 CREATE INDEX runs_sweep_variant ON runs (sweep, variant);
 CREATE INDEX evaluations_task_metric ON evaluations (task, metric);`},
+		{name: "per-sequence bounds for paired comparisons", sql: `
+CREATE TABLE sequence_bounds (
+	run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	task        TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	k           INTEGER NOT NULL,
+	nats        TEXT NOT NULL CHECK (json_valid(nats)),
+	tokens      TEXT NOT NULL CHECK (json_valid(tokens)),
+	bytes       TEXT NOT NULL CHECK (json_valid(bytes)),
+	PRIMARY KEY (run_id, task)
+);`},
 	}
 }
 

@@ -17,6 +17,8 @@ const (
 	// Metrics.
 	MetricPPLBound   = "ppl_bound" // exp(NELBO per token): an upper bound on perplexity
 	MetricNLL        = "nll"
+	MetricBPC        = "bpc"         // the bound in bits per character (per UTF-8 byte for BPE)
+	MetricUnigramBPC = "unigram_bpc" // the unigram model's bits per character on a bound's tokens
 	MetricAccuracy   = "accuracy"
 	MetricGenPPL     = "gen_ppl"     // perplexity of samples under the AR reference
 	MetricEntropy    = "entropy"     // mean per-sample unigram entropy of samples (nats)
