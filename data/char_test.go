@@ -196,11 +196,7 @@ func TestCharConfigErrors(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "data.normalize") {
 		t.Errorf("char + none: %v", err)
 	}
-	cfg.Tokenizer, cfg.Normalize, cfg.VocabSize = TokBytes, "", 100
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "data.vocab_size") {
-		t.Errorf("bytes + vocab_size: %v", err)
-	}
-	cfg.Tokenizer, cfg.VocabSize = "words", 0
+	cfg.Tokenizer, cfg.Normalize = "words", ""
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "data.tokenizer") {
 		t.Errorf("unknown tokenizer: %v", err)
 	}

@@ -63,7 +63,9 @@ type Config struct {
 	// MDLM uses EOS in that role).
 	BOS bool `mapstructure:"bos"`
 	// VocabSize is 0 for the full GPT-2 vocabulary, or K > 0 to keep the K
-	// most frequent ids of the training split plus EOS and UNK.
+	// most frequent ids of the training split plus EOS and UNK. It applies
+	// to the gpt2 tokenizer only: char and bytes have fixed vocabularies and
+	// say at start-up that they ignore it (the built-in default sets 4096).
 	VocabSize int `mapstructure:"vocab_size"`
 	// VocabFile, when set and present, is the vocabulary mapping to use (for
 	// example the one saved next to a checkpoint); when set and absent, the
@@ -153,9 +155,7 @@ func (c Config) Validate() error {
 	if c.Tokenizer == TokChar && c.normalize() != NormText8 {
 		bad("normalize", "tokenizer char needs normalize: text8 (its 27 symbols are what text8 keeps), got %q; use tokenizer: bytes for raw text", c.Normalize)
 	}
-	if c.Tokenizer != TokGPT2 && c.VocabSize != 0 {
-		bad("vocab_size", "%d: only the gpt2 tokenizer can be trimmed; %s has a fixed vocabulary (set data.vocab_size: 0)", c.VocabSize, c.Tokenizer)
-	}
+
 	oneOf("pack", c.Pack, packModes)
 	if c.TextField == "" {
 		bad("text_field", "must not be empty")

@@ -146,7 +146,7 @@ func (c *Corpus) chooseVocab(base *Vocab, train *Dataset) (*Vocab, error) {
 			if v.Trimmed() {
 				k = len(v.keep)
 			}
-			if k != cfg.VocabSize {
+			if k != cfg.VocabSize && v.base == TokGPT2 {
 				return nil, fmt.Errorf("data.vocab_file %s keeps %d tokens but data.vocab_size is %d", cfg.VocabFile, k, cfg.VocabSize)
 			}
 			return v, nil
@@ -156,7 +156,11 @@ func (c *Corpus) chooseVocab(base *Vocab, train *Dataset) (*Vocab, error) {
 		}
 	}
 	v := base
-	if cfg.VocabSize > 0 {
+	if cfg.VocabSize > 0 && base.base != TokGPT2 {
+		slog.Info("data: vocab_size applies to the gpt2 tokenizer only; this one has a fixed vocabulary",
+			"tokenizer", base.base, "vocab_size", cfg.VocabSize, "V", base.Size())
+	}
+	if cfg.VocabSize > 0 && base.base == TokGPT2 {
 		counts := make([]int64, gpt2Size)
 		for d := range train.NumDocs() {
 			s, e := train.span(d)

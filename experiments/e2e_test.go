@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,4 +295,72 @@ func evaluationCounts(t *testing.T, db string) map[string]int {
 		out[r.Name] = len(evs)
 	}
 	return out
+}
+
+// TestCharSweepEndToEnd: a character-level (text8-normalised) sweep records
+// bits per character beside the unigram model's, the report compares the
+// variants paired against report.reference, and -mode eval on the sweep
+// evaluates the finished runs again to the same numbers.
+func TestCharSweepEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := tinySweep(t, dir, twoVariants)
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	char := strings.Replace(string(text), "  vocab_size: 256\n", "  tokenizer: char\n", 1) + "report:\n  reference: mdlm\n"
+	if err := os.WriteFile(cfg, []byte(char), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, bin, "-cfg", cfg, "-parallel", "2")
+	db := filepath.Join(dir, "results.db")
+	values := func() map[string]float64 {
+		store, err := results.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		runs, err := store.Runs(results.RunFilter{Sweep: "e2e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, r := range runs {
+			evs, err := store.Evaluations([]int64{r.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				if e.Params == nil || len(e.Params) == 0 {
+					out[r.Variant+" "+e.Task+"/"+e.Metric] = e.Value
+				}
+			}
+		}
+		return out
+	}
+	first := values()
+	for _, key := range []string{"mdlm test/bpc", "ar test/bpc", "ar valid/unigram_bpc", "mdlm lambada/bpc"} {
+		if v, ok := first[key]; !ok || !(v > 0 && v < 10) {
+			t.Errorf("%s = %v (recorded: %v), want a bits-per-character value", key, v, ok)
+		}
+	}
+	// bpc = nats/(bytes·ln 2) and EOS tokens have no bytes: at or above
+	// the nats per token in bits, and not far above (few EOS).
+	if bpc, bits := first["ar test/bpc"], first["ar test/nll"]/math.Ln2; bpc < bits || bpc > 1.2*bits {
+		t.Errorf("ar test bpc %g against %g bits per token", bpc, bits)
+	}
+	rep := runCmd(t, bin, "-cfg", cfg, "-mode", "report")
+	for _, want := range []string{"test/bpc", "Δ test/bpc vs mdlm", "bits per character"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	runCmd(t, bin, "-cfg", cfg, "-mode", "eval")
+	again := values()
+	for k, v := range first {
+		if again[k] != v && !(math.IsNaN(v) && math.IsNaN(again[k])) {
+			t.Errorf("%s: %v first, %v after -mode eval", k, v, again[k])
+		}
+	}
 }

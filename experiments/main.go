@@ -4,7 +4,8 @@
 //
 //	go run ./experiments -cfg absorbing.yaml              # run: train + eval + sample + record
 //	go run ./experiments -cfg study-cpu                   # a config with sweep: runs every variant
-//	go run ./experiments -cfg absorbing -mode eval        # evaluate the newest checkpoint
+//	go run ./experiments -cfg absorbing -mode eval        # evaluate (bounds + generation) the newest checkpoint
+//	go run ./experiments -cfg study-text8 -mode eval      # evaluate every finished run of a sweep again
 //	go run ./experiments -cfg absorbing -mode sample -n 8 -steps 128 -infill "She [MASK:4] the door."
 //	go run ./experiments -mode report | plot [-sweep NAME] [-doc docs/study-cpu.md]
 //
@@ -111,10 +112,10 @@ func run(ctx context.Context, o options) error {
 	case "bench":
 		return bench(ctx, cfg, o)
 	case "sweep":
-		return sweep(ctx, cfg, loaded, o)
-	case "run":
+		return sweep(ctx, cfg, loaded, o, "run")
+	case "run", "eval":
 		if cfg.Sweep.Enabled() && o.runName == "" {
-			return sweep(ctx, cfg, loaded, o)
+			return sweep(ctx, cfg, loaded, o, o.mode)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "# config %s (hash %s)\n%s\n", sourceName(loaded), loaded.Hash, loaded.YAML)
@@ -122,7 +123,7 @@ func run(ctx context.Context, o options) error {
 	case "train":
 		return experiment(ctx, cfg, loaded, o, stageTrain)
 	case "eval":
-		return experiment(ctx, cfg, loaded, o, stageEval)
+		return experiment(ctx, cfg, loaded, o, stageEval|stageSample)
 	case "sample":
 		return sampleMode(ctx, cfg, o)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/eval"
 	"github.com/dlmlab/difflm/results"
 )
@@ -72,6 +73,14 @@ func report(cfg *Config, o options) error {
 	}
 	md.WriteString("\n" + runCosts(runs) + unk)
 	fmt.Print("\n" + runCosts(runs) + unk)
+	if cfg.Report.Reference != "" {
+		text, mdp, err := pairedSection(store, runs, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Print(text)
+		md.WriteString(mdp)
+	}
 	if o.doc != "" {
 		if err := spliceDoc(o.doc, md.String()); err != nil {
 			return err
@@ -153,6 +162,8 @@ func corpusNotes(store *results.Store, runs []results.Run) (string, error) {
 	}{
 		{results.MetricUnigramPPL, "Unigram model of the training split (add-½; no context) on the same tokens, perplexity:",
 			func(v float64) string { return fmt.Sprintf("%.1f", v) }},
+		{results.MetricUnigramBPC, "The same unigram model in bits per character:",
+			func(v float64) string { return fmt.Sprintf("%.3f", v) }},
 		{results.MetricUNKShare, "Share of scored tokens that are UNK (outside the trimmed vocabulary):",
 			func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }},
 	} {
@@ -211,20 +222,62 @@ func spliceDoc(path, block string) error {
 	return os.Rename(tmp, path)
 }
 
-// headline picks the table's columns: the perplexity bounds, LAMBADA, and
-// generation at every step count (gen ppl) and at the largest (entropy,
-// tokens/s). Each variant samples with its own sampler, so samplers share
-// columns; the sampler of each run is in its config and samples.
+// boundMetric is the unit the comparison states bounds in: bits per
+// character for character and byte runs (the unit of the text8 papers),
+// perplexity for BPE (the unit of the OpenWebText and LM1B papers).
+func boundMetric(cfg *Config) string {
+	if cfg.Data.Tokenizer != data.TokGPT2 {
+		return results.MetricBPC
+	}
+	return results.MetricPPLBound
+}
+
+// pairedSection compares every variant's valid and test bounds with
+// report.reference's on the same sequences (finished runs only), in the
+// run's unit: per token for BPE, per character otherwise. It returns the
+// terminal text and the Markdown.
+func pairedSection(store *results.Store, runs []results.Run, cfg *Config) (string, string, error) {
+	var done []results.Run
+	for _, r := range runs {
+		if r.Status == results.StatusFinished {
+			done = append(done, r)
+		}
+	}
+	unit := results.UnitNats
+	if boundMetric(cfg) == results.MetricBPC {
+		unit = results.UnitBPC
+	}
+	var text, md strings.Builder
+	for _, task := range []string{results.TaskValid, "test"} {
+		diffs, err := results.Paired(store, done, cfg.Report.Reference, task, unit)
+		if err != nil {
+			return "", "", fmt.Errorf("report.reference: %w", err)
+		}
+		grid := results.PairedGrid(diffs, cfg.Report.Reference, task, unit)
+		text.WriteString("\n" + results.PairedText(grid))
+		md.WriteString("\n" + results.PairedMarkdown(grid))
+	}
+	text.WriteString("\n" + results.PairedFootnote + "\n")
+	md.WriteString("\n" + results.PairedFootnote + "\n")
+	return text.String(), md.String(), nil
+}
+
+// headline picks the table's columns: the bounds (in boundMetric's unit),
+// LAMBADA, and generation at every step count (gen ppl) and at the largest
+// (entropy, tokens/s). Each variant samples with its own sampler, so
+// samplers share columns; the sampler of each run is in its config and
+// samples.
 func headline(cfg *Config) results.ReportOptions {
+	bm := boundMetric(cfg)
 	cols := []results.ColumnFilter{
-		{Task: results.TaskValid, Metric: results.MetricPPLBound},
-		{Task: "test", Metric: results.MetricPPLBound},
+		{Task: results.TaskValid, Metric: bm},
+		{Task: "test", Metric: bm},
 	}
 	for _, zs := range cfg.Eval.ZeroShot {
-		cols = append(cols, results.ColumnFilter{Task: zs.Name, Metric: results.MetricPPLBound})
+		cols = append(cols, results.ColumnFilter{Task: zs.Name, Metric: bm})
 	}
 	cols = append(cols,
-		results.ColumnFilter{Task: results.TaskLAMBADA, Metric: results.MetricPPLBound},
+		results.ColumnFilter{Task: results.TaskLAMBADA, Metric: bm},
 		results.ColumnFilter{Task: results.TaskLAMBADA, Metric: results.MetricAccuracy},
 		results.ColumnFilter{Task: results.TaskGen, Metric: results.MetricGenPPL},
 	)

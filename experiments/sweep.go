@@ -24,7 +24,12 @@ import (
 // variants it names have finished, and a failed wave stops the sweep. A killed sweep
 // started again skips finished runs and resumes the unfinished ones from
 // their newest checkpoints; the database upserts keep rows unique.
-func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) error {
+//
+// With mode "eval" it evaluates again (bounds, zero-shot, LAMBADA and the
+// generation sweep, with the config's current eval and sampling keys) every
+// planned run that has finished, and skips the others: what a protocol
+// change needs, without training anything.
+func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mode string) error {
 	if !cfg.Sweep.Enabled() {
 		return usageError{fmt.Errorf("config %s has no sweep: block", sourceName(loaded))}
 	}
@@ -53,6 +58,10 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) er
 	for _, r := range plan {
 		st, err := store.RunStatus(r.Name)
 		switch {
+		case mode == "eval" && err == nil && st == results.StatusFinished:
+			todo = append(todo, r)
+		case mode == "eval" && (err == nil || errors.Is(err, results.ErrNotFound)):
+			slog.Info("sweep eval: not finished, skipping", "run", r.Name)
 		case err == nil && st == results.StatusFinished:
 			slog.Info("sweep: finished already, skipping", "run", r.Name)
 		case err == nil || errors.Is(err, results.ErrNotFound):
@@ -81,7 +90,7 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options) er
 			last++
 		}
 		failed := runWave(ctx, todo[first:last], func(r PlannedRun) error {
-			args := []string{"-cfg", loaded.Path, "-mode", "run", "-run-name", r.Name, "-variant", r.Variant,
+			args := []string{"-cfg", loaded.Path, "-mode", mode, "-run-name", r.Name, "-variant", r.Variant,
 				"-sweep", cfg.Sweep.Name, "-db", db}
 			sets := append(append([]string{}, r.Sets...), o.sets...)
 			if threads > 0 {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Units of a paired difference.
@@ -189,3 +190,39 @@ func pairedStats(a, b, n []float64, unit string) (float64, float64) {
 	}
 	return diff, se
 }
+
+// PairedGrid renders diffs (of one task and unit, against reference) as a
+// header row and one row per variant: the difference with its paired
+// standard error, the per-seed differences, and a mark when the 95%
+// interval excludes 0 ("better" or "worse": lower bounds are better).
+func PairedGrid(diffs []PairedDiff, reference, task, unit string) [][]string {
+	head := []string{"variant", fmt.Sprintf("Δ %s/%s vs %s", task, unit, reference), "per seed", "95% interval"}
+	rows := [][]string{head}
+	for _, d := range diffs {
+		if d.Skip != "" {
+			rows = append(rows, []string{d.Variant, "—", "—", d.Skip})
+			continue
+		}
+		cell := Cell{Value: d.Diff, Err: d.Stderr, N: 1, OK: true}.String()
+		var seeds []string
+		for _, v := range d.SeedDiffs {
+			seeds = append(seeds, fmt.Sprintf("%+.3f", v))
+		}
+		mark := "includes 0"
+		switch {
+		case d.Significant && d.Diff < 0:
+			mark = "excludes 0: better"
+		case d.Significant:
+			mark = "excludes 0: worse"
+		}
+		rows = append(rows, []string{d.Variant, cell, strings.Join(seeds, ", "), mark})
+	}
+	return rows
+}
+
+// PairedMarkdown and PairedText render PairedGrid.
+func PairedMarkdown(rows [][]string) string { return gridMarkdown(rows) }
+func PairedText(rows [][]string) string     { return gridText(rows) }
+
+// PairedFootnote explains the paired table.
+const PairedFootnote = "Δ is the variant's bound minus the reference's on the same sequences with the same eval draws (seed-averaged); ± is the paired standard error over sequences (Monte Carlo noise and the choice of test sequences, not training noise: see per seed). The interval is Δ ± 1.96·SE."

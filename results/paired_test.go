@@ -76,6 +76,19 @@ func TestPairedHandComputed(t *testing.T) {
 	if got[2].Skip == "" || !math.IsNaN(got[2].Diff) {
 		t.Errorf("c should be skipped: %+v", got[2])
 	}
+	grid := PairedGrid(append(got, PairedDiff{Variant: "d", Diff: -0.3, Stderr: 0.1, Significant: true}), "ref", "test", UnitNats)
+	wantRows := [][]string{
+		{"variant", "Δ test/nats/token vs ref", "per seed", "95% interval"},
+		{"a", "0.50 ± 0.14", "+0.500, +0.500", "excludes 0: worse"},
+		{"b", "1.50", "+1.500", "excludes 0: worse"},
+		{"c", "—", "—", "scored on other sequences than the reference"},
+		{"d", "-0.30 ± 0.10", "", "excludes 0: better"},
+	}
+	for i := range wantRows {
+		if !slices.Equal(grid[i], wantRows[i]) {
+			t.Errorf("grid row %d = %q, want %q", i, grid[i], wantRows[i])
+		}
+	}
 
 	// The single-seed case of the doc comment, in bpc.
 	s2 := newStore(t)
@@ -91,6 +104,9 @@ func TestPairedHandComputed(t *testing.T) {
 	near("bpc stderr", got[0].Stderr, math.Sqrt(3)/6/math.Ln2)
 	if got[0].Significant {
 		t.Errorf("0.5 ± 0.289 marked significant")
+	}
+	if row := PairedGrid(got, "ref", "test", UnitBPC)[1]; row[1] != "0.72 ± 0.42" || row[3] != "includes 0" {
+		t.Errorf("bpc row %q", row)
 	}
 	if _, err := Paired(s, runs, "nobody", "test", UnitBPC); err == nil {
 		t.Error("missing reference accepted")

@@ -38,9 +38,10 @@ func (o PlotOptions) withDefaults() PlotOptions {
 
 // figure is a plot to write, or the reason it was not drawn.
 type figure struct {
-	name string // file name without extension
-	plot *plot.Plot
-	skip string // non-empty: nothing to draw, and why
+	name   string // file name without extension
+	plot   *plot.Plot
+	legend *legend // drawn outside the data, right of it; nil: none, or inside
+	skip   string  // non-empty: nothing to draw, and why
 }
 
 // WritePlots draws the comparison figures of the runs matching f into dir,
@@ -70,19 +71,20 @@ func WritePlots(s *Store, f RunFilter, dir string, opts PlotOptions) ([]string, 
 		return nil, fmt.Errorf("plots: %w", err)
 	}
 	table := buildTable(runs, obs, nil)
-	figs, err := lossFigures(s, runs, opts.LossMetric)
+	styles := stylesOf(runs)
+	figs, err := lossFigures(s, runs, opts.LossMetric, styles)
 	if err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}
-	ppl, err := pplBoundFigures(table)
+	ppl, err := boundFigures(table, styles)
 	if err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}
 	figs = append(figs, ppl...)
-	gen, errGen := stepsFigure(table, "gen_ppl_vs_steps", MetricGenPPL, "Generative perplexity", "generative perplexity")
-	ent, errEnt := stepsFigure(table, "entropy_vs_steps", MetricEntropy, "Unigram entropy of samples", "entropy (nats)")
+	gen, errGen := stepsFigure(table, styles, "gen_ppl_vs_steps", MetricGenPPL, "Generative perplexity", "generative perplexity")
+	ent, errEnt := stepsFigure(table, styles, "entropy_vs_steps", MetricEntropy, "Unigram entropy of samples", "entropy (nats)")
 	acc, errAcc := accuracyFigure(table)
-	tps, errTPS := stepsFigure(table, "tokens_per_s_vs_steps", MetricTokensPerS, "Sampling throughput", "tokens / s")
+	tps, errTPS := stepsFigure(table, styles, "tokens_per_s_vs_steps", MetricTokensPerS, "Sampling throughput", "tokens / s")
 	if err := errors.Join(errGen, errEnt, errAcc, errTPS); err != nil {
 		return nil, fmt.Errorf("plots: %w", err)
 	}
@@ -99,7 +101,7 @@ func WritePlots(s *Store, f RunFilter, dir string, opts PlotOptions) ([]string, 
 		}
 		for _, ext := range []string{".png", ".svg"} {
 			path := filepath.Join(dir, fig.name+ext)
-			if err := fig.plot.Save(opts.Width, opts.Height, path); err != nil {
+			if err := saveFigure(fig, opts.Width, opts.Height, path); err != nil {
 				errs = append(errs, fmt.Errorf("save %s: %w", path, err))
 				continue
 			}

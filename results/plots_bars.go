@@ -12,25 +12,120 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// pplBoundFigures draws one bar chart per ppl_bound column: tasks differ in
-// scale (LAMBADA's bound is several times the validation one), so they do not
-// share an axis.
-func pplBoundFigures(t *Table) ([]figure, error) {
+// boundFigures draws one figure per bound column (perplexity bound or bits
+// per character): tasks differ in scale (LAMBADA's bound is several times
+// the validation one), so they do not share an axis.
+func boundFigures(t *Table, styles map[string]variantStyle) ([]figure, error) {
 	var figs []figure
 	for i, c := range t.Columns {
-		if c.Metric != MetricPPLBound {
+		var name, title, ylabel, unigram string
+		switch c.Metric {
+		case MetricPPLBound:
+			name, title, ylabel, unigram = "ppl_bound_", "Perplexity bound — ", "perplexity bound", MetricUnigramPPL
+		case MetricBPC:
+			name, title, ylabel, unigram = "bpc_", "Bits per character (bound) — ", "bits per character", MetricUnigramBPC
+		default:
 			continue
 		}
-		fig, err := barFigure(t, i, "ppl_bound_"+columnSlug(c), "Perplexity bound — "+columnTitle(c), "perplexity bound")
+		fig, err := dotFigure(t, i, styles, unigramLevel(t, c.Task, unigram), name+columnSlug(c), title+columnTitle(c), ylabel)
 		if err != nil {
 			return nil, err
 		}
 		figs = append(figs, fig)
 	}
 	if len(figs) == 0 {
-		figs = append(figs, figure{name: "ppl_bound", skip: "no " + MetricPPLBound + " evaluation"})
+		figs = append(figs, figure{name: "ppl_bound", skip: "no " + MetricPPLBound + " or " + MetricBPC + " evaluation"})
 	}
 	return figs, nil
+}
+
+// unigramLevel is the mean over variants of the unigram model's metric on
+// task (every variant scores the same tokens), NaN when none has it.
+func unigramLevel(t *Table, task, metric string) float64 {
+	for i, c := range t.Columns {
+		if c.Task != task || c.Metric != metric || len(c.Params) > 0 {
+			continue
+		}
+		sum, n := 0.0, 0
+		for _, r := range t.Rows {
+			if cell := r.Cells[i]; cell.OK && !math.IsNaN(cell.Value) {
+				sum += cell.Value
+				n++
+			}
+		}
+		if n > 0 {
+			return sum / float64(n)
+		}
+	}
+	return math.NaN()
+}
+
+// dotFigure draws column col as one point per variant with an error bar of
+// the cell's ±, coloured by process, shaped by objective, and the unigram
+// level (when finite) as a dashed grey line: a bound near it means the
+// model has learned token frequencies and little context. Points, not
+// bars: differences of a few percent matter here, and bars from zero hide
+// them. Variants without a finite value are left out.
+func dotFigure(t *Table, col int, styles map[string]variantStyle, level float64, name, title, ylabel string) (figure, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = ylabel
+	leg := newLegend()
+	var names []string
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range t.Rows {
+		c := r.Cells[col]
+		if !c.OK || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
+			continue
+		}
+		x := float64(len(names))
+		names = append(names, r.Variant)
+		st := style(styles, r.Variant)
+		sc, err := plotter.NewScatter(plotter.XYs{{X: x, Y: c.Value}})
+		if err != nil {
+			return figure{}, fmt.Errorf("%s point %s: %w", name, r.Variant, err)
+		}
+		sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: vg.Points(4), Shape: st.shape}
+		p.Add(sc)
+		e := 0.0
+		if c.Err > 0 && !math.IsInf(c.Err, 0) {
+			e = c.Err
+			eb, err := plotter.NewYErrorBars(errPoints{plotter.XYs{{X: x, Y: c.Value}}, plotter.YErrors{{Low: e, High: e}}})
+			if err != nil {
+				return figure{}, fmt.Errorf("%s error bar %s: %w", name, r.Variant, err)
+			}
+			eb.Color, eb.LineStyle.Width = st.color, 1.2
+			p.Add(eb)
+		}
+		lo, hi = min(lo, c.Value-e), max(hi, c.Value+e)
+		leg.Add(r.Variant, sc)
+	}
+	if len(names) == 0 {
+		return figure{name: name, skip: fmt.Sprintf("no finite value of %s", t.Columns[col].Label())}, nil
+	}
+	if !math.IsNaN(level) && !math.IsInf(level, 0) {
+		l, err := plotter.NewLine(plotter.XYs{{X: -0.75, Y: level}, {X: float64(len(names)) - 0.25, Y: level}})
+		if err != nil {
+			return figure{}, fmt.Errorf("%s unigram level: %w", name, err)
+		}
+		l.Color, l.Width, l.Dashes = referenceColor(), 1.2, []vg.Length{vg.Points(5), vg.Points(3)}
+		p.Add(l)
+		leg.Add(fmt.Sprintf("unigram (no context): %.3g", level), l)
+		lo, hi = min(lo, level), max(hi, level)
+	}
+	pad := 0.08 * (hi - lo)
+	if pad == 0 {
+		pad = 0.05 * math.Abs(hi)
+	}
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
+	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.75, float64(len(names))-0.25 // keep edge points off the frame
+	if len(names) > 4 {
+		p.X.Tick.Label.Rotation = math.Pi / 6
+		p.X.Tick.Label.XAlign = draw.XRight // the label ends under its point
+	}
+	p.Add(plotter.NewGrid())
+	return figure{name: name, plot: p, legend: leg}, nil
 }
 
 // accuracyFigure draws LAMBADA accuracy per variant. With several lambada

@@ -9,7 +9,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -22,7 +21,10 @@ import (
 // several is a sampler that ignores T (autoregressive decoding): it is drawn
 // as a dashed level across the axis. Values spanning more than a factor 20
 // get a log y axis.
-func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
+//
+// Colour and glyph follow the variant's process and objective (stylesOf);
+// the legend sits outside the data.
+func stepsFigure(t *Table, styles map[string]variantStyle, name, metric, title, ylabel string) (figure, error) {
 	cols := stepColumns(t, metric, false)
 	if len(cols) == 0 {
 		cols = stepColumns(t, metric, true)
@@ -32,6 +34,7 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 	}
 	type point struct{ steps, value, err float64 }
 	series := map[string][]point{}
+	variantOf := map[string]string{}
 	for _, r := range t.Rows {
 		for _, ci := range cols {
 			c, col := r.Cells[ci], t.Columns[ci]
@@ -45,6 +48,7 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 				}
 			}
 			series[label] = append(series[label], point{col.Params[ParamSteps].(float64), c.Value, c.Err})
+			variantOf[label] = r.Variant
 		}
 	}
 	if len(series) == 0 {
@@ -54,7 +58,7 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 	p.Title.Text = title
 	p.X.Label.Text = "sampling steps"
 	p.Y.Label.Text = ylabel
-	p.Legend.Top = true
+	leg := newLegend()
 	lo, hi := math.Inf(1), math.Inf(-1)
 	ylo, yhi := math.Inf(1), math.Inf(-1)
 	longest := 0
@@ -66,7 +70,8 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 		}
 	}
 	logY := ylo > 0 && yhi/ylo > 20
-	for i, label := range slices.Sorted(maps.Keys(series)) {
+	for _, label := range slices.Sorted(maps.Keys(series)) {
+		st := style(styles, variantOf[label])
 		pts := series[label]
 		slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.steps, b.steps) })
 		var xys plotter.XYs
@@ -91,11 +96,11 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 		if err != nil {
 			return figure{}, fmt.Errorf("%s line %s: %w", name, label, err)
 		}
-		l.Color, l.Width = plotutil.Color(i), 1.2
+		l.Color, l.Width, l.Dashes = st.color, 1.2, st.dashes
 		if level {
 			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
 		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: 2.5, Shape: plotutil.Shape(i)}
+		sc.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: 3, Shape: st.shape}
 		p.Add(l, sc)
 		if len(eb.XYs) > 0 {
 			bars, err := plotter.NewYErrorBars(eb)
@@ -105,7 +110,7 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 			bars.Color = l.Color
 			p.Add(bars)
 		}
-		p.Legend.Add(label, l, sc)
+		leg.Add(label, l, sc)
 	}
 	// Log scale with ticks at powers of two; the explicit range (half an
 	// octave of margin) keeps a single-step series off a zero-width axis.
@@ -116,7 +121,7 @@ func stepsFigure(t *Table, name, metric, title, ylabel string) (figure, error) {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
-	return figure{name: name, plot: p}, nil
+	return figure{name: name, plot: p, legend: leg}, nil
 }
 
 // stepColumns lists the columns of metric with a positive numeric steps

@@ -121,7 +121,13 @@ func pad(s string, width int, left bool) string {
 
 // WriteText writes the table as aligned plain text for a terminal.
 func (t *Table) WriteText(w io.Writer) error {
-	rows := t.cells()
+	_, err := io.WriteString(w, gridText(t.cells())+"\n"+Footnote+"\n")
+	return err
+}
+
+// gridText renders a header row and body rows as aligned plain text, the
+// first column left-aligned and the others right-aligned.
+func gridText(rows [][]string) string {
 	wd := widths(rows)
 	var b strings.Builder
 	for ri, r := range rows {
@@ -142,15 +148,18 @@ func (t *Table) WriteText(w io.Writer) error {
 			b.WriteString("\n")
 		}
 	}
-	b.WriteString("\n" + Footnote + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 // WriteMarkdown writes the table as a GitHub-flavoured Markdown table (cells
 // padded so that the source reads as well as the rendering), then the note.
 func (t *Table) WriteMarkdown(w io.Writer) error {
-	rows := t.cells()
+	_, err := io.WriteString(w, gridMarkdown(t.cells())+"\n"+Footnote+"\n")
+	return err
+}
+
+// gridMarkdown renders a header row and body rows as a Markdown table.
+func gridMarkdown(rows [][]string) string {
 	for _, r := range rows {
 		for i := range r {
 			r[i] = strings.ReplaceAll(r[i], "|", `\|`)
@@ -176,9 +185,7 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	for _, r := range rows[1:] {
 		line(r)
 	}
-	b.WriteString("\n" + Footnote + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 // String is the plain-text rendering.
