@@ -16,6 +16,7 @@ package forward
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -77,7 +78,9 @@ const (
 	Mixture Form = iota
 	// Proportional is D3PM's p_θ(x_s|x_t) ∝ Q_{s→t}[·,x_t] ⊙ (p̃·Q̄_s): its
 	// optimal p̃ is p(x0=v|x_t)/Q̄_t[v,x_t], renormalised. It equals
-	// Mixture for absorbing, where Q̄_t[v,m] does not depend on v.
+	// Mixture for absorbing, where Q̄_t[v,m] does not depend on v. At the
+	// last reverse step (σ_s = 0) it is p̃ itself, as in D3PM's code
+	// (p_θ(x0|x_1) is the network's prediction, not Q_1[·,x_1] ⊙ p̃).
 	Proportional
 )
 
@@ -140,7 +143,26 @@ func modelPosterior(p Process, col, x0probs, xt *ts.Tensor, sigmaS, sigmaT []flo
 		w = s.T(normalize(w))
 	}
 	prop := s.T(p.Propagate(w, sigmaS))
-	return normalize(s.T(col.MustMul(prop, false)))
+	out := normalize(s.T(col.MustMul(prop, false)))
+	if form != Proportional || !slices.Contains(sigmaS, 0) {
+		return out
+	}
+	// Rows at σ_s = 0 take p̃ itself (padded with 0 for the extra states).
+	s.T(out)
+	size := out.MustSize()
+	last := x0probs
+	if extra := size[len(size)-1] - int64(p.Vocab()); extra > 0 {
+		pad := s.T(ts.MustZeros(append(size[:len(size)-1:len(size)-1], extra), x0probs.DType(), x0probs.MustDevice()))
+		last = s.T(ts.MustCat([]*ts.Tensor{x0probs, pad}, -1))
+	}
+	atZero := make([]float64, len(sigmaS))
+	for i, v := range sigmaS {
+		if v == 0 {
+			atZero[i] = 1
+		}
+	}
+	mask := s.T(s.T(perRow(atZero, size[0], x0probs.DType(), x0probs.MustDevice())).MustGt(ts.FloatScalar(0.5), false))
+	return s.T(normalize(last)).MustWhereSelf(mask, out, false)
 }
 
 // SamplePrior draws [b,l] states from p.Prior() on device.

@@ -255,6 +255,44 @@ func TestModelPosteriorForms(t *testing.T) {
 	}
 }
 
+// TestFirstStepIsTheDenoiser: at the last reverse step (σ_s = 0) the
+// proportional form is p̃ itself (D3PM's p_θ(x0|x_1)), for every x_1,
+// while a row of the same batch at σ_s > 0 keeps Q_{s→t}[·,x_t] ⊙ p̃·Q̄_s.
+func TestFirstStepIsTheDenoiser(t *testing.T) {
+	torchx.Lock()
+	for _, tp := range toyProcesses(t, testSched) {
+		n, v := tp.p.NumStates(), tp.p.Vocab()
+		pt := make([]float64, 2*v)
+		for i := range v {
+			pt[i] = float64(2*i+1) / float64(v*v)
+			pt[v+i] = pt[i]
+		}
+		for xtv := range n {
+			xt := ts.MustFull([]int64{2, 1}, ts.IntScalar(int64(xtv)), gotch.Int64, gotch.CPU)
+			probs := ts.MustOfSlice(pt).MustView([]int64{2, 1, int64(v)}, true)
+			got := matrix(ModelPosterior(tp.p, probs, xt, []float64{0, 0.4}, []float64{0.3, 1.1}, Proportional).MustView([]int64{2, int64(n)}, true))
+			want := make([]float64, n)
+			copy(want, pt[:v])
+			closeMatrix(t, tp.p.Name()+" first step", got[:1], [][]float64{want}, 1e-12)
+			// The other row: normalize(Q_{0.4→1.1}[·,x_t] ⊙ p̃·Q̄_0.4).
+			step, cum := expm(scaled(tp.r, 0.7)), expm(scaled(tp.r, 0.4))
+			ref := make([]float64, n)
+			sum := 0.0
+			for xs := range n {
+				for x0 := range v {
+					ref[xs] += pt[x0] * cum[x0][xs]
+				}
+				ref[xs] *= step[xs][xtv]
+				sum += ref[xs]
+			}
+			for i := range ref {
+				ref[i] /= sum
+			}
+			closeMatrix(t, tp.p.Name()+" later step", got[1:], [][]float64{ref}, 1e-12)
+		}
+	}
+}
+
 // PriorKL is KL(exp(σ(1)R)[x0] ‖ Prior()), and Prior is a distribution.
 func TestPriorKL(t *testing.T) {
 	torchx.Lock()

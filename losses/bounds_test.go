@@ -149,7 +149,8 @@ func TestScoreEntropyZeroAtTrueRatios(t *testing.T) {
 }
 
 // D3PM: each form with its own optimal output gives the same bound (the
-// proportional form's optimum is the marginal divided by Q̄_i[v,x_i]); with
+// proportional form's optimum is the marginal divided by Q̄_i[v,x_i], and
+// the marginal itself at the first step, where p_θ(x0|x_1) = p̃); with
 // exact marginals the mixture form falls towards the entropy as T grows,
 // while the proportional form with the same (wrong for it) output does not.
 func TestD3PMForms(t *testing.T) {
@@ -166,7 +167,8 @@ func TestD3PMForms(t *testing.T) {
 			prop := build(t, "d3pm", proc, 3, func(c *Config) { c.Steps, c.D3PMForm = steps, "proportional" })
 			x0s := toydist.Seqs(3, 2)
 			a := exactBounds(t, mix, steps, denoiser(ex, false, false), ex, x0s)
-			b := exactBounds(t, prop, steps, denoiser(ex, true, false), ex, x0s)
+			first := proc.Schedule().Sigma(1 / float64(steps))
+			b := exactBounds(t, prop, steps, denoiserFirst(ex, true, false, first), ex, x0s)
 			for k := range x0s {
 				// The network sees σ in float32, so the two optima differ
 				// by rounding; the bounds agree to second order in it.

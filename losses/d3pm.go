@@ -27,6 +27,11 @@ type d3pm struct {
 
 func (d *d3pm) times(u []float64) []float64 { return snap(u, d.steps) }
 
+// Form is the form of p_θ(x_s|x_t) the bound was trained with
+// (objective.d3pm_form): a sampler must follow the same reverse chain,
+// since the two forms' optimal p̃ differ.
+func (d *d3pm) Form() forward.Form { return d.form }
+
 func (d *d3pm) noise(x0 *ts.Tensor, t []float64) *ts.Tensor {
 	return d.proc.Sample(x0, sigmas(d.proc.Schedule(), t))
 }

@@ -136,6 +136,14 @@ func wobble(x []int64, i, v int) float64 {
 // absorbing), optionally divided by Q̄_σ[v, x_t] (the proportional form's
 // optimum) and optionally wobbled.
 func denoiser(ex *toydist.Exact, proportional, wobbly bool) *toydist.TableNet {
+	return denoiserFirst(ex, proportional, wobbly, -1)
+}
+
+// denoiserFirst is denoiser, except that at the noise level first (the
+// first step's σ, as the network sees it in float32) the proportional
+// output is the plain marginal: D3PM's p_θ(x0|x_1) is p̃ itself, so that
+// is the proportional form's optimum there.
+func denoiserFirst(ex *toydist.Exact, proportional, wobbly bool, first float64) *toydist.TableNet {
 	return &toydist.TableNet{Out: ex.D.V, Fn: func(x []int64, sigma float64) [][]float64 {
 		if sigma == 0 {
 			// A net without time input (mdlm) sees σ = 0; absorbing
@@ -143,7 +151,7 @@ func denoiser(ex *toydist.Exact, proportional, wobbly bool) *toydist.TableNet {
 			sigma = 1
 		}
 		p := ex.X0Marginals(x, sigma)
-		if proportional {
+		if proportional && math.Abs(sigma-first) > 1e-6*first {
 			m := ex.Trans(sigma)
 			for i := range p {
 				for v := range p[i] {

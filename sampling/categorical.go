@@ -20,10 +20,27 @@ func categorical(p *ts.Tensor) *ts.Tensor {
 	return s.T(logp.MustAdd(g, false)).MustArgmax([]int64{-1}, false, false)
 }
 
-// reshape applies a temperature and a top-p cut to probabilities p [..., K]
-// (float64) and renormalises. Temperature 1 and top-p 1 return a copy;
-// temperature 0 puts all mass on the most probable index.
-func reshape(p *ts.Tensor, temperature, topP float64) *ts.Tensor {
+// Top-p rules (sampling.top_p_rule): which tokens a nucleus of mass p keeps,
+// the candidates sorted by probability.
+const (
+	// TopPDiffusion keeps a token while the cumulative mass up to and
+	// including it is at most p, and always the most probable one: the
+	// rule of MDLM's and ReMDM's code (cumsum > p is removed, the first
+	// index restored).
+	TopPDiffusion = "diffusion"
+	// TopPHoltzman keeps a token while the mass before it is below p, so
+	// the token that crosses p is kept: Holtzman et al. and Hugging Face's
+	// TopPLogitsWarper.
+	TopPHoltzman = "holtzman"
+)
+
+func topPRules() []string { return []string{TopPDiffusion, TopPHoltzman} }
+
+// reshape applies a temperature and a top-p cut (by rule, "" meaning
+// TopPDiffusion) to probabilities p [..., K] (float64) and renormalises.
+// Temperature 1 and top-p 1 return a copy; temperature 0 puts all mass on
+// the most probable index.
+func reshape(p *ts.Tensor, temperature, topP float64, rule string) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
 	out := s.T(p.MustAddScalar(ts.FloatScalar(0), false))
@@ -38,22 +55,35 @@ func reshape(p *ts.Tensor, temperature, topP float64) *ts.Tensor {
 		out = s.T(s.T(s.T(logp.MustSub(top, false)).MustDivScalar(ts.FloatScalar(temperature), false)).MustExp(false))
 	}
 	if topP < 1 {
-		out = s.T(nucleus(out, topP))
+		out = s.T(nucleus(out, topP, rule))
 	}
 	return s.Keep(normalize(out))
 }
 
-// nucleus keeps, per row, the most probable indices until their mass
-// reaches topP of the row (at least the first), and zeroes the rest.
-func nucleus(p *ts.Tensor, topP float64) *ts.Tensor {
+// nucleus keeps, per row, the most probable indices by rule (see
+// TopPDiffusion and TopPHoltzman; always at least the first) and zeroes
+// the rest.
+func nucleus(p *ts.Tensor, topP float64, rule string) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
 	total := s.T(p.MustSumDimIntlist([]int64{-1}, true, gotch.Double, false))
 	sorted, idx := p.MustSort(-1, true, false)
 	s.T(sorted)
 	s.T(idx)
-	before := s.T(s.T(sorted.MustCumsum(-1, gotch.Double, false)).MustSub(sorted, false))
-	drop := s.T(before.MustGeTensor(s.T(total.MustMulScalar(ts.FloatScalar(topP), false)), false))
+	limit := s.T(total.MustMulScalar(ts.FloatScalar(topP), false))
+	upto := s.T(sorted.MustCumsum(-1, gotch.Double, false))
+	var drop *ts.Tensor
+	if rule == TopPHoltzman {
+		before := s.T(upto.MustSub(sorted, false))
+		drop = s.T(before.MustGeTensor(limit, false))
+	} else {
+		// cumsum > p·total, with the first index always kept (its cumsum
+		// may exceed p on its own).
+		over := s.T(upto.MustGtTensor(limit, false))
+		first := s.T(s.T(over.MustZerosLike(false)).MustNarrow(-1, 0, 1, false))
+		rest := s.T(over.MustNarrow(-1, 1, over.MustSize()[len(over.MustSize())-1]-1, false))
+		drop = s.T(ts.MustCat([]*ts.Tensor{first, rest}, -1))
+	}
 	kept := s.T(sorted.MustMaskedFill(drop, ts.FloatScalar(0), false))
 	return s.T(p.MustZerosLike(false)).MustScatter(-1, idx, kept, false)
 }

@@ -27,10 +27,47 @@ func TestReshape(t *testing.T) {
 	}
 	for _, c := range cases {
 		in := ts.MustOfSlice([]float64{c.in[0][0], c.in[0][1], c.in[0][2], c.in[1][0], c.in[1][1], c.in[1][2]}).MustView([]int64{2, 3}, true)
-		got := reshape(in, c.temp, c.topP).Float64Values(true)
+		got := reshape(in, c.temp, c.topP, TopPHoltzman).Float64Values(true)
 		for i, g := range got {
 			if w := c.want[i/3][i%3]; math.Abs(g-w) > 1e-12 {
 				t.Errorf("%s: entry %d = %.15f, want %.15f", c.name, i, g, w)
+			}
+		}
+	}
+}
+
+// TestTopPRules: on p = (0.5, 0.3, 0.15, 0.05) the two rules differ where
+// a token crosses p. top-p 0.7: Holtzman keeps 0.5 (mass before 0 < 0.7)
+// and 0.3 (before 0.5 < 0.7); the diffusion rule keeps 0.5 (cumsum 0.5 ≤
+// 0.7) and drops 0.3 (cumsum 0.8 > 0.7). top-p 0.4: both keep only the
+// first (the diffusion rule's cumsum 0.5 > 0.4, but the first always
+// stays). top-p 0.8: cumsum 0.8 ≤ 0.8 keeps two under both.
+func TestTopPRules(t *testing.T) {
+	torchx.Lock()
+	cases := []struct {
+		rule string
+		topP float64
+		want []float64
+	}{
+		{TopPHoltzman, 0.7, []float64{0.625, 0.375, 0, 0}},
+		{TopPDiffusion, 0.7, []float64{1, 0, 0, 0}},
+		{"", 0.7, []float64{1, 0, 0, 0}},
+		{TopPHoltzman, 0.4, []float64{1, 0, 0, 0}},
+		{TopPDiffusion, 0.4, []float64{1, 0, 0, 0}},
+		{TopPHoltzman, 0.8, []float64{0.625, 0.375, 0, 0}},
+		{TopPDiffusion, 0.8, []float64{0.625, 0.375, 0, 0}},
+		{TopPDiffusion, 0.96, []float64{0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0}},
+		{TopPHoltzman, 0.96, []float64{0.5, 0.3, 0.15, 0.05}},
+	}
+	for _, c := range cases {
+		// The same distribution in another order: the cut follows the sort.
+		in := ts.MustOfSlice([]float64{0.15, 0.5, 0.05, 0.3}).MustView([]int64{1, 4}, true)
+		got := reshape(in, 1, c.topP, c.rule).Float64Values(true)
+		want := []float64{c.want[2], c.want[0], c.want[3], c.want[1]}
+		for i := range got {
+			if math.Abs(got[i]-want[i]) > 1e-12 {
+				t.Errorf("rule %q top-p %v: %v, want %v", c.rule, c.topP, got, want)
+				break
 			}
 		}
 	}

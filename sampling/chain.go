@@ -12,25 +12,26 @@ import (
 // sequences, the given tokens that must not move, the reshaping of p̃, the
 // model-call count and the filmstrip hook.
 type chain struct {
-	b, l    int64
-	steps   int
-	x       *ts.Tensor // [B,L] int64, owned
-	fixed   []bool     // the template's given flags, nil when nothing is given
-	given   *ts.Tensor // [B,L] bool, nil when nothing is given
-	tokens  *ts.Tensor // [B,L] int64 given tokens (pending id elsewhere)
-	pending int64      // id of undecided positions: the mask, or V
-	temp    float64
-	topP    float64
-	device  gotch.Device
-	calls   int
-	watch   func(x *ts.Tensor, calls int) // sees the start and every step; nil when not recording
+	b, l     int64
+	steps    int
+	x        *ts.Tensor // [B,L] int64, owned
+	fixed    []bool     // the template's given flags, nil when nothing is given
+	given    *ts.Tensor // [B,L] bool, nil when nothing is given
+	tokens   *ts.Tensor // [B,L] int64 given tokens (pending id elsewhere)
+	pending  int64      // id of undecided positions: the mask, or V
+	temp     float64
+	topP     float64
+	topPRule string
+	device   gotch.Device
+	calls    int
+	watch    func(x *ts.Tensor, calls int) // sees the start and every step; nil when not recording
 }
 
 // newChain prepares a batch of b sequences for req. Its x starts as all
 // pending; samplers call start with their initial state.
 func newChain(b int, req Request, device gotch.Device, pending int) *chain {
 	c := &chain{b: int64(b), l: int64(req.Len), steps: req.Steps, pending: int64(pending),
-		temp: req.Temperature, topP: req.TopP, device: device}
+		temp: req.Temperature, topP: req.TopP, topPRule: req.TopPRule, device: device}
 	c.x = ts.MustFull([]int64{c.b, c.l}, ts.IntScalar(c.pending), gotch.Int64, device)
 	if t := req.Template; t.NumGiven() > 0 {
 		c.fixed = t.Given
@@ -71,7 +72,7 @@ func (c *chain) free() *ts.Tensor {
 
 // adjust applies the request's temperature and top-p to probabilities
 // [..., K] (float64).
-func (c *chain) adjust(p *ts.Tensor) *ts.Tensor { return reshape(p, c.temp, c.topP) }
+func (c *chain) adjust(p *ts.Tensor) *ts.Tensor { return reshape(p, c.temp, c.topP, c.topPRule) }
 
 // perSeq repeats one noise level for every sequence of the batch, as
 // forward's functions take it.

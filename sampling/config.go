@@ -21,13 +21,20 @@ type Config struct {
 	// TopP keeps the smallest set of tokens holding this much of p̃
 	// (nucleus sampling); 1 keeps all.
 	TopP float64 `mapstructure:"top_p"`
+	// TopPRule is diffusion (MDLM's and ReMDM's code: keep tokens while the
+	// cumulative mass including them is ≤ top_p, always the first) or
+	// holtzman (keep the token that crosses top_p, as Hugging Face does).
+	TopPRule string `mapstructure:"top_p_rule"`
 	// Samples is the number of sequences a sampling run draws.
 	Samples int `mapstructure:"samples"`
 	// BatchSize is the number of sequences sampled at once.
 	BatchSize int `mapstructure:"batch_size"`
-	// Form is mixture or proportional: how the ancestral sampler builds
-	// p_θ(x_s|x_t) from p̃ for the uniform and embedding processes (see
-	// forward.Form; the two agree for absorbing).
+	// Form is how the ancestral sampler builds p_θ(x_s|x_t) from p̃: ""
+	// (the default) takes the form the model was trained with
+	// (objective.d3pm_form for d3pm; mixture for mdlm, where the two agree).
+	// mixture or proportional must match it for uniform and embedding
+	// models, whose optimal p̃ differ between the forms (see forward.Form):
+	// asking for the other is an error.
 	Form string `mapstructure:"form"`
 	// Remask is ReMDM's schedule of the remasking probability σ_t: cap
 	// (min(eta, σ_max)), rescale (eta·σ_max) or conf (eta·σ_max spread over
@@ -58,9 +65,10 @@ func DefaultConfig() Config {
 		Steps:        128,
 		Temperature:  1,
 		TopP:         1,
+		TopPRule:     TopPDiffusion,
 		Samples:      64,
 		BatchSize:    16,
-		Form:         "mixture",
+		Form:         "",
 		Remask:       "cap",
 		Eta:          0.02,
 		BlockLen:     32,
@@ -93,8 +101,13 @@ func (c Config) Validate() error {
 	if !(c.TopP > 0 && c.TopP <= 1) {
 		bad("top_p", "%v is outside (0, 1]", c.TopP)
 	}
-	if _, err := parseForm(c.Form); err != nil {
-		bad("form", "%v", err)
+	if !slices.Contains(topPRules(), c.TopPRule) {
+		bad("top_p_rule", "%q is not one of %s", c.TopPRule, strings.Join(topPRules(), "|"))
+	}
+	if c.Form != "" {
+		if _, err := parseForm(c.Form); err != nil {
+			bad("form", "%v", err)
+		}
 	}
 	if !slices.Contains(remaskNames(), c.Remask) {
 		bad("remask", "%q is not one of %s", c.Remask, strings.Join(remaskNames(), "|"))
@@ -114,7 +127,7 @@ func (c Config) Validate() error {
 // Request is a request for cfg.Samples sequences of the given length,
 // with the configured steps, temperature and top-p.
 func (c Config) Request(length int, seed int64) Request {
-	return Request{N: c.Samples, Len: length, Steps: c.Steps, Temperature: c.Temperature, TopP: c.TopP, Seed: seed}
+	return Request{N: c.Samples, Len: length, Steps: c.Steps, Temperature: c.Temperature, TopP: c.TopP, TopPRule: c.TopPRule, Seed: seed}
 }
 
 // blockInnerNames are the samplers that can generate one block.

@@ -58,7 +58,9 @@ func TestSamplersDrawTheirExactChainLaw(t *testing.T) {
 			if tc.remask != "" {
 				cfg.Remask = tc.remask
 			}
-			rows := toySample(t, tc.sampler, cfg, proc, toyNetFor(t, d, proc, tc.objective, tc.proportional), tc.steps, 1)
+			net := toyNetFor(t, d, proc, tc.objective, tc.proportional)
+			net.Model.(*toyNet).first = proc.Schedule().Sigma(1 / float64(tc.steps))
+			rows := toySample(t, tc.sampler, cfg, proc, net, tc.steps, 1)
 			move := d.reverse
 			switch tc.sampler {
 			case "sedd-euler":

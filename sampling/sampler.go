@@ -43,7 +43,9 @@ type Request struct {
 	// Temperature and TopP reshape p̃(x0|x_t) (next-token probabilities for
 	// ar): 1 and 1 leave it untouched, temperature 0 is greedy.
 	Temperature, TopP float64
-	Seed              int64
+	// TopPRule is TopPDiffusion ("" too) or TopPHoltzman.
+	TopPRule string
+	Seed     int64
 	// Recorder, when set, records a filmstrip of the first sequence.
 	Recorder *Recorder
 }
@@ -143,7 +145,10 @@ func newDiffusion(name string, cfg Config, proc forward.Process, net Net) (loop,
 	}
 	switch name {
 	case "ancestral", "ancestral-cached":
-		form, _ := parseForm(cfg.Form)
+		form, err := trainedForm(cfg.Form, proc, obj)
+		if err != nil {
+			return nil, fmt.Errorf("sampler %q: %w", name, err)
+		}
 		return &ancestral{proc: proc, model: net.Model, den: den, form: form, reuse: name == "ancestral-cached"}, nil
 	case "sedd-analytic", "sedd-euler":
 		return &sedd{proc: proc, model: net.Model, scorer: scorer, euler: name == "sedd-euler"}, nil
@@ -152,6 +157,32 @@ func newDiffusion(name string, cfg Config, proc forward.Process, net Net) (loop,
 	default:
 		return &confidence{proc: proc, model: net.Model, den: den}, nil
 	}
+}
+
+// trainedForm is the form of p_θ(x_s|x_t) to sample with: the one the
+// objective was trained with (d3pm says it; mdlm is absorbing-only, where
+// the forms agree, and takes mixture). asked ("" = the trained one) must
+// match it unless the process is absorbing.
+func trainedForm(asked string, proc forward.Process, obj losses.Objective) (forward.Form, error) {
+	trained, trainedName := forward.Mixture, "mixture"
+	if f, ok := obj.(interface{ Form() forward.Form }); ok {
+		trained = f.Form()
+		if trained == forward.Proportional {
+			trainedName = "proportional"
+		}
+	}
+	if asked == "" {
+		return trained, nil
+	}
+	form, err := parseForm(asked)
+	if err != nil {
+		return 0, fmt.Errorf("sampling.form: %w", err)
+	}
+	if form != trained && proc.Name() != "absorbing" {
+		return 0, fmt.Errorf("sampling.form: %s, but the model was trained with objective.d3pm_form %s: the two forms' optimal p̃ differ for the %s process, so this would follow another reverse chain than the one the model learned; leave sampling.form empty to sample with the trained form",
+			asked, trainedName, proc.Name())
+	}
+	return form, nil
 }
 
 // checkDiffusionNet checks what every diffusion sampler needs of the
@@ -255,6 +286,8 @@ func (s *sampler) check(req Request) (Request, error) {
 		return req, fmt.Errorf("sampler %s: temperature %v, want >= 0", s.name, req.Temperature)
 	case !(req.TopP > 0 && req.TopP <= 1):
 		return req, fmt.Errorf("sampler %s: top-p %v is outside (0, 1]", s.name, req.TopP)
+	case req.TopPRule != "" && !slices.Contains(topPRules(), req.TopPRule):
+		return req, fmt.Errorf("sampler %s: top-p rule %q is not one of %s", s.name, req.TopPRule, strings.Join(topPRules(), "|"))
 	}
 	if s.scores && (req.Temperature != 1 || req.TopP != 1) {
 		return req, fmt.Errorf("sampler %s: temperature and top-p need clean-token probabilities, which a score model does not give; leave them at 1", s.name)

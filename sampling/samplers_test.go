@@ -193,7 +193,7 @@ func TestEmbeddingProcessSamples(t *testing.T) {
 	} {
 		cfg := DefaultConfig()
 		cfg.Form = run.form
-		net := Net{Model: nets.d3pm.Model, Objective: objective(t, run.objective, proc, tinyV)}
+		net := Net{Model: nets.d3pm.Model, Objective: objectiveForm(t, run.objective, proc, tinyV, run.form)}
 		res := generate(t, run.name, cfg, proc, net, Request{N: 2, Len: 8, Steps: 6, Temperature: 1, TopP: 1, Seed: 2})
 		for _, row := range res.Tokens {
 			if slices.ContainsFunc(row, func(tok int) bool { return tok < 0 || tok >= tinyV }) {
@@ -274,4 +274,35 @@ func procName(p forward.Process) string {
 		return "no"
 	}
 	return p.Name()
+}
+
+// TestFormFollowsTheModel: sampling.form empty takes the form the d3pm
+// model was trained with; asking for the other form of a uniform model is
+// an error that says why; for absorbing the forms agree and either is
+// accepted.
+func TestFormFollowsTheModel(t *testing.T) {
+	torchx.Lock()
+	n := newTinyNets(t, 16)
+	for _, c := range []struct {
+		trained, asked string
+		proc           forward.Process
+		want           forward.Form
+		err            string
+	}{
+		{"proportional", "", n.uniform, forward.Proportional, ""},
+		{"mixture", "", n.uniform, forward.Mixture, ""},
+		{"proportional", "proportional", n.uniform, forward.Proportional, ""},
+		{"proportional", "mixture", n.uniform, 0, "trained with objective.d3pm_form proportional"},
+		{"mixture", "proportional", n.uniform, 0, "trained with objective.d3pm_form mixture"},
+		{"proportional", "mixture", n.absorbing, forward.Mixture, ""},
+	} {
+		obj := objectiveForm(t, "d3pm", c.proc, tinyV, c.trained)
+		got, err := trainedForm(c.asked, c.proc, obj)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("trained %s, asked %q on %s: error %v, want one containing %q", c.trained, c.asked, c.proc.Name(), err, c.err)
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("trained %s, asked %q on %s: %v, %v; want %v", c.trained, c.asked, c.proc.Name(), got, err, c.want)
+		}
+	}
 }

@@ -235,6 +235,10 @@ type toyNet struct {
 	out          int // outputs per position
 	scores       bool
 	proportional bool
+	// first is the last reverse step's σ_t (σ(1/T)), where the
+	// proportional form's optimum is the plain marginal (D3PM's
+	// p_θ(x0|x_1) = p̃); 0 when unknown.
+	first float64
 }
 
 func newToyNet(d toy, scores, proportional bool) *toyNet {
@@ -295,18 +299,24 @@ func (n *toyNet) logit(x []int, i, y int, sigma float64) float64 {
 		return ls
 	}
 	p := d.marginals(x, sigma)[i][y]
-	if n.proportional {
+	if n.proportional && math.Abs(sigma-n.first) > 1e-6*n.first {
 		p /= d.q(x[i], y, sigma)
 	}
 	return math.Log(p)
 }
 
 // objective builds the named objective over proc with V tokens (nil proc
-// for ar); the samplers read the network through it.
+// for ar); the samplers read the network through it. d3pm is trained in
+// the default (proportional) form.
 func objective(t testing.TB, name string, proc forward.Process, v int) losses.Objective {
+	return objectiveForm(t, name, proc, v, losses.DefaultConfig().D3PMForm)
+}
+
+// objectiveForm is objective with d3pm trained in the given form.
+func objectiveForm(t testing.TB, name string, proc forward.Process, v int, form string) losses.Objective {
 	t.Helper()
 	cfg := losses.DefaultConfig()
-	cfg.Name = name
+	cfg.Name, cfg.D3PMForm = name, form
 	if name == "d3pm" {
 		cfg.Steps = 16
 	}
@@ -317,9 +327,14 @@ func objective(t testing.TB, name string, proc forward.Process, v int) losses.Ob
 	return obj
 }
 
-// toyNetFor is the exact toy network with the objective it stands for.
+// toyNetFor is the exact toy network with the objective it stands for; a
+// d3pm objective is trained in the form the network is optimal for.
 func toyNetFor(t testing.TB, d toy, proc forward.Process, name string, proportional bool) Net {
-	return Net{Model: newToyNet(d, name == "sedd", proportional), Objective: objective(t, name, proc, d.v)}
+	form := "mixture"
+	if proportional {
+		form = "proportional"
+	}
+	return Net{Model: newToyNet(d, name == "sedd", proportional), Objective: objectiveForm(t, name, proc, d.v, form)}
 }
 
 // toyProcess is the forward process of the toy with a log-linear schedule.
