@@ -42,6 +42,9 @@ type Config struct {
 	Remask string `mapstructure:"remask"`
 	// Eta is ReMDM's η.
 	Eta float64 `mapstructure:"eta"`
+	// SEDDEps is δ, the time where SEDD's predictor steps end and its final
+	// denoising step (to t = 0) begins (SEDD's sampling.eps, 1e-5).
+	SEDDEps float64 `mapstructure:"sedd_eps"`
 	// BlockLen is the number of tokens the block sampler generates at once.
 	BlockLen int `mapstructure:"block_len"`
 	// BlockSampler is the diffusion sampler that generates each block.
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		Form:         "",
 		Remask:       "cap",
 		Eta:          0.02,
+		SEDDEps:      1e-5,
 		BlockLen:     32,
 		BlockSampler: "ancestral-cached",
 		Window:       128,
@@ -114,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Eta >= 0 && c.Eta <= 1) {
 		bad("eta", "%v is outside [0, 1]", c.Eta)
+	}
+	if !(c.SEDDEps > 0 && c.SEDDEps < 1) {
+		bad("sedd_eps", "%v is outside (0, 1)", c.SEDDEps)
 	}
 	if c.BlockLen >= 1 && c.Window >= 1 && c.BlockLen > c.Window {
 		bad("block_len", "%d exceeds sampling.window %d", c.BlockLen, c.Window)

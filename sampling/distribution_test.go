@@ -3,6 +3,7 @@ package sampling
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -62,13 +63,17 @@ func TestSamplersDrawTheirExactChainLaw(t *testing.T) {
 			net.Model.(*toyNet).first = proc.Schedule().Sigma(1 / float64(tc.steps))
 			rows := toySample(t, tc.sampler, cfg, proc, net, tc.steps, 1)
 			move := d.reverse
+			sigma := grid(proc.Schedule(), tc.steps)
 			switch tc.sampler {
 			case "sedd-euler":
-				move = d.eulerMove(tc.steps, proc.Schedule())
+				move = d.eulerMove(seddTimesRef(tc.steps, cfg.SEDDEps), proc.Schedule())
 			case "remdm":
 				move = d.remdmMove(tc.remask, remdmEta)
 			}
-			want := d.chainLaw(tc.steps, proc.Schedule(), move)
+			if strings.HasPrefix(tc.sampler, "sedd") {
+				sigma = sigmasAt(proc.Schedule(), seddTimesRef(tc.steps, cfg.SEDDEps))
+			}
+			want := d.chainLawOn(sigma, move)
 			stat, df := chiSquare(counts(rows, d.v), want)
 			if p := pValue(stat, df); p < minPValue {
 				t.Errorf("chi-square %.1f (df %d) against the chain's exact law: p = %.2g", stat, df, p)
@@ -122,14 +127,37 @@ func toySample(t *testing.T, name string, cfg Config, proc forward.Process, net 
 	return res.Tokens
 }
 
+// seddTimesRef is SEDD's time grid written out independently of the
+// sampler: T predictor steps from t = 1 down to δ in equal steps, then the
+// denoising step from δ to 0; increasing, with 0 first.
+func seddTimesRef(steps int, eps float64) []float64 {
+	out := []float64{0}
+	for i := steps; i >= 0; i-- {
+		out = append(out, 1-float64(i)*(1-eps)/float64(steps))
+	}
+	return out
+}
+
+func sigmasAt(sched forward.Schedule, tau []float64) []float64 {
+	out := make([]float64, len(tau))
+	for k, t := range tau {
+		if t > 0 {
+			out[k] = sched.Sigma(t)
+		}
+	}
+	return out
+}
+
 // eulerMove is the exact law of one Euler step of one position with exact
-// scores (and, on the last step, the analytic step).
-func (d toy) eulerMove(steps int, sched forward.Schedule) func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+// scores at the times tau (seddTimesRef), and on the last step (the
+// denoising step) the analytic step.
+func (d toy) eulerMove(tau []float64, sched forward.Schedule) func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+	steps := len(tau) - 2 // predictor steps
 	return func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
 		if step == 1 {
 			return d.reverse(x, i, step, sigmaS, sigmaT)
 		}
-		h := sched.DSigma(float64(step)/float64(steps)) / float64(steps)
+		h := sched.DSigma(tau[step]) * (tau[steps+1] - tau[1]) / float64(steps)
 		out := make([]float64, d.states())
 		total := 0.0
 		for y := range d.v {

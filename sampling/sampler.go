@@ -151,7 +151,7 @@ func newDiffusion(name string, cfg Config, proc forward.Process, net Net) (loop,
 		}
 		return &ancestral{proc: proc, model: net.Model, den: den, form: form, reuse: name == "ancestral-cached"}, nil
 	case "sedd-analytic", "sedd-euler":
-		return &sedd{proc: proc, model: net.Model, scorer: scorer, euler: name == "sedd-euler"}, nil
+		return &sedd{proc: proc, model: net.Model, scorer: scorer, euler: name == "sedd-euler", eps: cfg.SEDDEps}, nil
 	case "remdm":
 		return &remdm{proc: proc, model: net.Model, den: den, schedule: cfg.Remask, eta: cfg.Eta}, nil
 	default:

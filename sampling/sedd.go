@@ -23,32 +23,54 @@ import (
 // second its Column at Δσ.
 //
 // Euler: jump from x to y ≠ x with probability σ'(t)·Δt·R[y,x]·s(x)_y (the
-// reverse rate times the step), else stay. As in SEDD, the last step
-// (to t = 0) is always analytic, which removes the remaining noise.
+// reverse rate times the step), else stay.
+//
+// Steps are counted as SEDD's get_pc_sampler counts them: T predictor
+// steps on the grid t = 1, 1 − Δt, …, δ (Δt = (1 − δ)/T, δ = sampling.
+// sedd_eps, SEDD's 1e-5), then one denoising step from δ to 0, always
+// analytic, with the mask state excluded: T + 1 network calls.
 type sedd struct {
 	proc   forward.Process
 	model  losses.Net
 	scorer losses.Scorer
 	euler  bool
+	eps    float64 // δ, where the predictor steps end
+}
+
+// seddTimes are SEDD's sampling times in increasing order: τ_0 = 0, τ_1 =
+// δ, τ_k = δ + (k−1)(1−δ)/T up to τ_{T+1} = 1. Step k goes from τ_k to
+// τ_{k−1}; step 1 is the final denoising step.
+func seddTimes(steps int, eps float64) []float64 {
+	tau := make([]float64, steps+2)
+	for k := 1; k <= steps+1; k++ {
+		tau[k] = eps + float64(k-1)*(1-eps)/float64(steps)
+	}
+	tau[steps+1] = 1
+	return tau
 }
 
 func (d *sedd) sample(ctx context.Context, c *chain) error {
 	net := c.model(d.model)
 	sched := d.proc.Schedule()
-	sigma := grid(sched, c.steps)
+	tau := seddTimes(c.steps, d.eps)
+	sigma := make([]float64, len(tau))
+	for k, t := range tau[1:] {
+		sigma[k+1] = sched.Sigma(t)
+	}
+	dt := (1 - d.eps) / float64(c.steps)
 	c.start(initial(d.proc, c))
 	free := c.free()
 	defer free.MustDrop()
-	for i := c.steps; i >= 1; i-- {
+	for k := c.steps + 1; k >= 1; k-- {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		logS, err := d.scorer.LogScores(net, c.x, c.perSeq(sigma[i]))
+		logS, err := d.scorer.LogScores(net, c.x, c.perSeq(sigma[k]))
 		if err != nil {
 			return err
 		}
-		h := sched.DSigma(float64(i)/float64(c.steps)) / float64(c.steps)
-		c.set(d.step(c, logS, free, sigma[i]-sigma[i-1], h, i == 1))
+		h := sched.DSigma(tau[k]) * dt
+		c.set(d.step(c, logS, free, sigma[k]-sigma[k-1], h, k == 1))
 		logS.MustDrop()
 	}
 	return nil

@@ -170,6 +170,13 @@ func (d toy) reverse(x []int, i, _ int, sigmaS, sigmaT float64) []float64 {
 // x_t with move(x, i, step) (a distribution over its next state). The
 // chain starts from all masks (absorbing) or uniform noise.
 func (d toy) chainLaw(steps int, sched forward.Schedule, move func(x []int, i, step int, sigmaS, sigmaT float64) []float64) []float64 {
+	return d.chainLawOn(grid(sched, steps), move)
+}
+
+// chainLawOn is chainLaw on the noise levels sigma[0] = 0 < … < sigma[K]:
+// K steps, step k from sigma[k] to sigma[k−1].
+func (d toy) chainLawOn(sigma []float64, move func(x []int, i, step int, sigmaS, sigmaT float64) []float64) []float64 {
+	steps := len(sigma) - 1
 	n := d.states()
 	size := 1
 	for range d.l {
@@ -187,7 +194,6 @@ func (d toy) chainLaw(steps int, sched forward.Schedule, move func(x []int, i, s
 			dist[c] = 1 / float64(size)
 		}
 	}
-	sigma := grid(sched, steps)
 	for i := steps; i >= 1; i-- {
 		next := make([]float64, size)
 		for c, pc := range dist {
