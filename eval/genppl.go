@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/sugarme/gotch/ts"
+
 	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/sampling"
 	"github.com/dlmlab/difflm/torchx"
@@ -12,13 +14,20 @@ import (
 // GenScores describes one batch of generated samples.
 type GenScores struct {
 	// GenPPL is exp(NLL): the perplexity of the samples under the AR
-	// reference, NLL being its nats per token over all samples' tokens
-	// (every position scored, EOS included, after the reference's BOS).
-	// Samples are independent draws, so the standard errors are those of
-	// a ratio of sample means (NLL) and, by the delta method, GenPPL·NLLStderr.
-	// All four are NaN without a reference.
+	// reference as MDLM's compute_generative_perplexity scores it, NLL
+	// being its nats per token over all samples' counted tokens: every
+	// token except EOS, plus each sample's first EOS (later EOS are
+	// padding), after the reference's BOS, averaged per token over all
+	// samples. Samples are independent draws, so the standard errors are
+	// those of a ratio of sample means (NLL) and, by the delta method,
+	// GenPPL·NLLStderr. All are NaN without a reference.
 	GenPPL, GenPPLStderr float64
 	NLL, NLLStderr       float64
+	// GenPPLSEDD is SEDD's protocol: the mean over samples of each
+	// sample's exp(mean NLL over all its positions), with its standard
+	// error. It weighs a bad sample more than GenPPL does (Jensen: it is
+	// never below exp of the per-sample mean NLL).
+	GenPPLSEDD, GenPPLSEDDStderr float64
 	// Entropy is the mean over samples of the entropy (nats) of each
 	// sample's own token histogram, as MDLM reports it: low values flag
 	// repetitive samples that a reference may still score well.
@@ -38,10 +47,16 @@ type GenScores struct {
 
 // SampleScore is one sample's scores.
 type SampleScore struct {
-	NLL     float64 // nats per token under the reference (NaN without one)
+	NLL     float64 // nats per counted token under the reference (MDLM's counting; NaN without one)
 	GenPPL  float64 // exp(NLL)
 	Entropy float64 // of the sample's token histogram, nats
 }
+
+// Generative perplexity protocols, recorded with every sample row.
+const (
+	ProtocolMDLM = "mdlm" // GenPPL: per token over all samples, EOS after the first excluded
+	ProtocolSEDD = "sedd" // GenPPLSEDD: mean over samples of exp(per-sample mean NLL)
+)
 
 // ScoreSamples scores the samples of one sampler run: under ref (nil to
 // skip the generative perplexity) in batches of batchSize, plus the
@@ -71,29 +86,62 @@ func ScoreSamples(ref *Reference, res sampling.Result, batchSize int) (GenScores
 	}
 	g.Entropy, g.EntropyStderr = ratioMean(ent, ones(n))
 	g.GenPPL, g.GenPPLStderr, g.NLL, g.NLLStderr = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	g.GenPPLSEDD, g.GenPPLSEDDStderr = math.NaN(), math.NaN()
 	if ref == nil {
 		for i := range g.PerSample {
 			g.PerSample[i].NLL, g.PerSample[i].GenPPL = math.NaN(), math.NaN()
 		}
 		return g, nil
 	}
-	if err := ref.nll(res.Tokens, batchSize, nats); err != nil {
+	counted := make([]float64, n)
+	weights := make([][]float32, n)
+	for i, s := range res.Tokens {
+		weights[i] = mdlmWeights(s, ref.EOS)
+		for _, w := range weights[i] {
+			counted[i] += float64(w)
+		}
+	}
+	if err := ref.nll(res.Tokens, weights, batchSize, nats); err != nil {
 		return GenScores{}, err
 	}
-	for i := range g.PerSample {
-		g.PerSample[i].NLL = nats[i] / lens[i]
-		g.PerSample[i].GenPPL = math.Exp(g.PerSample[i].NLL)
+	all := make([]float64, n)
+	if err := ref.nll(res.Tokens, nil, batchSize, all); err != nil {
+		return GenScores{}, err
 	}
-	g.NLL, g.NLLStderr = ratioMean(nats, lens)
+	sedd := make([]float64, n)
+	for i := range g.PerSample {
+		g.PerSample[i].NLL = nats[i] / counted[i]
+		g.PerSample[i].GenPPL = math.Exp(g.PerSample[i].NLL)
+		sedd[i] = math.Exp(all[i] / lens[i])
+	}
+	g.NLL, g.NLLStderr = ratioMean(nats, counted)
 	g.GenPPL = math.Exp(g.NLL)
 	g.GenPPLStderr = g.GenPPL * g.NLLStderr
+	g.GenPPLSEDD, g.GenPPLSEDDStderr = ratioMean(sedd, ones(n))
 	return g, nil
 }
 
+// mdlmWeights marks the positions MDLM's generative perplexity counts:
+// every token but EOS, and the first EOS (eos < 0: every token).
+func mdlmWeights(s []int, eos int) []float32 {
+	w := make([]float32, len(s))
+	seen := false
+	for i, id := range s {
+		switch {
+		case id != eos || eos < 0:
+			w[i] = 1
+		case !seen:
+			w[i], seen = 1, true
+		}
+	}
+	return w
+}
+
 // nll writes each sequence's total NLL (nats) under the reference into
-// out, scoring batches of sequences of equal length with the ar
-// objective's exact NELBO (the code the AR baseline trains with).
-func (r *Reference) nll(seqs [][]int, batchSize int, out []float64) error {
+// out, over the positions weights marks (nil: all), scoring batches of
+// sequences of equal length with the ar objective's exact NELBO (the code
+// the AR baseline trains with).
+func (r *Reference) nll(seqs [][]int, weights [][]float32, batchSize int, out []float64) error {
 	cfg := losses.DefaultConfig()
 	cfg.Name = "ar"
 	obj, err := losses.New(cfg, nil, r.Vocab)
@@ -115,8 +163,19 @@ func (r *Reference) nll(seqs [][]int, batchSize int, out []float64) error {
 			}
 		}
 		x := tokensTensor(rows, orCPU(r.Device))
-		vals, err := obj.NELBO(r.Net, x, nil, nil)
+		var w *ts.Tensor
+		if weights != nil {
+			var flat []float32
+			for _, i := range g {
+				flat = append(flat, weights[i]...)
+			}
+			w = ts.MustOfSlice(flat).MustView(x.MustSize(), true).MustTo(orCPU(r.Device), true)
+		}
+		vals, err := obj.NELBO(r.Net, x, w, nil)
 		x.MustDrop()
+		if w != nil {
+			w.MustDrop()
+		}
 		if err != nil {
 			return fmt.Errorf("eval gen: reference: %w", err)
 		}

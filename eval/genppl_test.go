@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func meanStderr(xs ...float64) (float64, float64) {
 func TestScoreSamplesClosedForm(t *testing.T) {
 	torchx.Lock()
 	p := []float64{0.5, 0.3, 0.2}
-	ref := &Reference{Net: fixedNet(p), Vocab: 3}
+	ref := &Reference{Net: fixedNet(p), Vocab: 3, EOS: -1}
 	res := sampling.Result{Tokens: [][]int{{0, 0, 1, 2}, {2, 2, 2, 2}, {1, 0, 1, 0}}, ModelCalls: 40, Elapsed: 2 * time.Second}
 	g, err := ScoreSamples(ref, res, 2)
 	if err != nil {
@@ -68,8 +69,48 @@ func TestScoreSamplesClosedForm(t *testing.T) {
 		}
 	}
 	rows := g.Evaluations("ancestral", 16)
-	if len(rows) != 8 || rows[0].Metric != results.MetricGenPPL || rows[0].Params[results.ParamSteps] != 16 {
+	if len(rows) != 9 || rows[0].Metric != results.MetricGenPPL || rows[1].Metric != results.MetricGenPPLSEDD || rows[0].Params[results.ParamSteps] != 16 {
 		t.Errorf("evaluation rows %+v", rows)
+	}
+}
+
+// TestGenPPLProtocols: with EOS = 2 the MDLM protocol counts every non-EOS
+// token and each sample's first EOS, per token over all samples; SEDD's is
+// the mean over samples of exp(mean NLL over all positions).
+//
+//	sample 0: 0 0 1 2   counted: all four      −(2l5 + l3 + l2)
+//	sample 1: 2 2 2 2   counted: the first     −l2
+//	sample 2: 1 2 2 0   counted: 1, 2, 0       −(l3 + l2 + l5)
+func TestGenPPLProtocols(t *testing.T) {
+	torchx.Lock()
+	p := []float64{0.5, 0.3, 0.2}
+	ref := &Reference{Net: fixedNet(p), Vocab: 3, EOS: 2}
+	res := sampling.Result{Tokens: [][]int{{0, 0, 1, 2}, {2, 2, 2, 2}, {1, 2, 2, 0}}}
+	g, err := ScoreSamples(ref, res, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, l3, l5 := math.Log(0.2), math.Log(0.3), math.Log(0.5)
+	nats := []float64{-(2*l5 + l3 + l2), -l2, -(l3 + l2 + l5)}
+	mdlm := (nats[0] + nats[1] + nats[2]) / 8
+	all := []float64{-(2*l5 + l3 + l2) / 4, -4 * l2 / 4, -(l3 + 2*l2 + l5) / 4}
+	sedd := (math.Exp(all[0]) + math.Exp(all[1]) + math.Exp(all[2])) / 3
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"mdlm nll", g.NLL, mdlm},
+		{"mdlm gen ppl", g.GenPPL, math.Exp(mdlm)},
+		{"sedd gen ppl", g.GenPPLSEDD, sedd},
+		{"sample 1 nll", g.PerSample[1].NLL, -l2},
+		{"sample 2 nll", g.PerSample[2].NLL, nats[2] / 3},
+	} {
+		if !near(c.got, c.want) {
+			t.Errorf("%s = %.12g, want %.12g", c.name, c.got, c.want)
+		}
+	}
+	if w := mdlmWeights([]int{2, 1, 2, 2}, 2); !slices.Equal(w, []float32{1, 1, 0, 0}) {
+		t.Errorf("weights %v", w)
 	}
 }
 
@@ -78,7 +119,7 @@ func TestScoreSamplesClosedForm(t *testing.T) {
 func TestScoreSamplesMixedLengths(t *testing.T) {
 	torchx.Lock()
 	p := []float64{0.5, 0.3, 0.2}
-	ref := &Reference{Net: fixedNet(p), Vocab: 3, MaxLen: 4}
+	ref := &Reference{Net: fixedNet(p), Vocab: 3, EOS: -1, MaxLen: 4}
 	res := sampling.Result{Tokens: [][]int{{0, 1, 2, 2}, {1, 1}, {2, 0, 0, 0}}}
 	g, err := ScoreSamples(ref, res, 8)
 	if err != nil {

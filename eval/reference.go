@@ -18,8 +18,11 @@ import (
 // Reference is the causal model that scores generated text (generative
 // perplexity). It reads losses.ARInput: BOS = V, then the tokens.
 type Reference struct {
-	Net    losses.Net
-	Vocab  int // V, the real tokens it predicts
+	Net   losses.Net
+	Vocab int // V, the real tokens it predicts
+	// EOS is the end-of-text id, which MDLM's generative perplexity counts
+	// once per sample (its first occurrence); negative for none.
+	EOS    int
 	MaxLen int // the longest sequence it takes; 0 = unchecked
 	// Device is where Net's parameters live; the zero value is the CPU.
 	Device gotch.Device
@@ -65,7 +68,7 @@ func LoadReference(path string, vocab *data.Vocab, device gotch.Device) (*Refere
 		vs.Destroy()
 		return nil, fmt.Errorf("eval.ar_reference: %w", err)
 	}
-	return &Reference{Net: net, Vocab: vocab.Size(), MaxLen: cfg.MaxLen, Device: device, vs: vs}, nil
+	return &Reference{Net: net, Vocab: vocab.Size(), EOS: vocab.EOS(), MaxLen: cfg.MaxLen, Device: device, vs: vs}, nil
 }
 
 // referenceConfig reads the model section of a run config's YAML and

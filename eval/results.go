@@ -38,8 +38,9 @@ func (a Accuracy) Evaluation(task string) results.Evaluation {
 }
 
 // Evaluations are the rows of one point of the generation sweep (task
-// gen, params steps and sampler): generative perplexity (when there was a
-// reference), entropy, distinct-1..4, model calls and tokens per second.
+// gen, params steps and sampler): generative perplexity under MDLM's and
+// SEDD's protocols (when there was a reference), entropy, distinct-1..4,
+// model calls (NFE) and tokens per second.
 func (g GenScores) Evaluations(sampler string, steps int) []results.Evaluation {
 	params := map[string]any{results.ParamSteps: steps, results.ParamSampler: sampler}
 	row := func(metric string, v, se float64, n int64) results.Evaluation {
@@ -48,7 +49,8 @@ func (g GenScores) Evaluations(sampler string, steps int) []results.Evaluation {
 	n, none := int64(g.Samples), math.NaN()
 	var out []results.Evaluation
 	if !math.IsNaN(g.GenPPL) {
-		out = append(out, row(results.MetricGenPPL, g.GenPPL, g.GenPPLStderr, g.Tokens))
+		out = append(out, row(results.MetricGenPPL, g.GenPPL, g.GenPPLStderr, g.Tokens),
+			row(results.MetricGenPPLSEDD, g.GenPPLSEDD, g.GenPPLSEDDStderr, n))
 	}
 	out = append(out, row(MetricEntropy, g.Entropy, g.EntropyStderr, n))
 	for k, d := range g.Distinct {

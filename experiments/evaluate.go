@@ -160,7 +160,7 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		if err != nil {
 			return err
 		}
-		ref = &eval.Reference{Net: m.net, Vocab: corpus.Vocab.Size(), MaxLen: mcfg.MaxLen, Device: m.dev}
+		ref = &eval.Reference{Net: m.net, Vocab: corpus.Vocab.Size(), EOS: corpus.Vocab.EOS(), MaxLen: mcfg.MaxLen, Device: m.dev}
 	default:
 		ref, err = eval.LoadReference(cfg.Eval.ARReference, corpus.Vocab, m.dev)
 		if err != nil {
@@ -190,7 +190,7 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		samples := make([]results.Sample, len(res.Tokens))
 		for j, toks := range res.Tokens {
 			samples[j] = results.Sample{RunID: runID, Sampler: name, Steps: T, Idx: j, Text: corpus.Vocab.Decode(toks),
-				Scores: g.Scores(j), ModelCalls: int64(res.ModelCalls), TokensPerS: g.TokensPerS}
+				Scores: g.Scores(j), ModelCalls: int64(res.ModelCalls), TokensPerS: g.TokensPerS, Meta: sampleMeta(ref != nil)}
 		}
 		for k := range evs {
 			evs[k].RunID = runID
@@ -210,6 +210,17 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		}
 	}
 	return nil
+}
+
+// sampleMeta is what a sample row records of how it was made: the sampling
+// dtype (every sampler draws in float64) and, when scored, the generative
+// perplexity protocol of its gen_ppl score.
+func sampleMeta(scored bool) map[string]string {
+	m := map[string]string{"dtype": "float64"}
+	if scored {
+		m["gen_ppl_protocol"] = eval.ProtocolMDLM
+	}
+	return m
 }
 
 // filmSteps picks about a dozen frames of a T-step chain.

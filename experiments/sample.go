@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,7 +112,7 @@ func storeSamples(cfg *Config, name string, steps int, res sampling.Result, g ev
 	samples := make([]results.Sample, len(res.Tokens))
 	for i, toks := range res.Tokens {
 		samples[i] = results.Sample{RunID: runs[0].ID, Sampler: tag, Steps: steps, Idx: i, Text: vocab.Decode(toks),
-			Scores: g.Scores(i), ModelCalls: int64(res.ModelCalls), TokensPerS: g.TokensPerS}
+			Scores: g.Scores(i), ModelCalls: int64(res.ModelCalls), TokensPerS: g.TokensPerS, Meta: sampleMeta(!math.IsNaN(g.GenPPL))}
 	}
 	return store.AddSamples(samples)
 }

@@ -39,7 +39,7 @@ func goFloat(v sql.NullFloat64) float64 {
 // marshalJSON encodes free-form maps (tags, params). encoding/json sorts map
 // keys, so equal maps give equal text: the evaluations table relies on this
 // for its UNIQUE(run_id, task, metric, params) key. A nil map is "{}".
-func marshalJSON(m map[string]any) (string, error) {
+func marshalJSON[V any](m map[string]V) (string, error) {
 	if m == nil {
 		return "{}", nil
 	}

@@ -94,6 +94,8 @@ CREATE TABLE sequence_bounds (
 	bytes       TEXT NOT NULL CHECK (json_valid(bytes)),
 	PRIMARY KEY (run_id, task)
 );`},
+		{name: "sample provenance (sampling dtype, gen-ppl protocol)", sql: `
+ALTER TABLE samples ADD COLUMN meta TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(meta));`},
 	}
 }
 

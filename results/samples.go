@@ -2,6 +2,7 @@ package results
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -16,6 +17,9 @@ type Sample struct {
 	Scores     map[string]float64 // per-sample scores, e.g. {"gen_ppl": 41.2, "entropy": 5.6}
 	ModelCalls int64
 	TokensPerS float64
+	// Meta records how the sample was made and scored, e.g. {"dtype":
+	// "float64", "gen_ppl_protocol": "mdlm"}.
+	Meta map[string]string
 }
 
 // AddSamples records samples in one transaction; a sample with the same
@@ -25,10 +29,10 @@ func (s *Store) AddSamples(ss []Sample) error {
 		return nil
 	}
 	return s.withTx(fmt.Sprintf("add %d samples", len(ss)), func(tx *sql.Tx) error {
-		stmt, err := tx.Prepare(`INSERT INTO samples (run_id, sampler, steps, idx, text, scores, model_calls, tokens_per_s)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		stmt, err := tx.Prepare(`INSERT INTO samples (run_id, sampler, steps, idx, text, scores, model_calls, tokens_per_s, meta)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, sampler, steps, idx) DO UPDATE SET text = excluded.text, scores = excluded.scores,
-				model_calls = excluded.model_calls, tokens_per_s = excluded.tokens_per_s`)
+				model_calls = excluded.model_calls, tokens_per_s = excluded.tokens_per_s, meta = excluded.meta`)
 		if err != nil {
 			return err
 		}
@@ -38,7 +42,11 @@ func (s *Store) AddSamples(ss []Sample) error {
 			if err != nil {
 				return fmt.Errorf("sample %d scores: %w", x.Idx, err)
 			}
-			if _, err := stmt.Exec(x.RunID, x.Sampler, x.Steps, x.Idx, x.Text, scores, x.ModelCalls, sqlFloat(x.TokensPerS)); err != nil {
+			meta, err := marshalJSON(x.Meta)
+			if err != nil {
+				return fmt.Errorf("sample %d meta: %w", x.Idx, err)
+			}
+			if _, err := stmt.Exec(x.RunID, x.Sampler, x.Steps, x.Idx, x.Text, scores, x.ModelCalls, sqlFloat(x.TokensPerS), meta); err != nil {
 				return fmt.Errorf("sample %s/%d/%d of run %d: %w", x.Sampler, x.Steps, x.Idx, x.RunID, err)
 			}
 		}
@@ -48,7 +56,7 @@ func (s *Store) AddSamples(ss []Sample) error {
 
 // Samples returns the samples of a run ordered by sampler, steps and index.
 func (s *Store) Samples(runID int64) ([]Sample, error) {
-	rows, err := s.db.Query(`SELECT sampler, steps, idx, text, scores, model_calls, tokens_per_s FROM samples
+	rows, err := s.db.Query(`SELECT sampler, steps, idx, text, scores, model_calls, tokens_per_s, meta FROM samples
 		WHERE run_id = ? ORDER BY sampler, steps, idx`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("query samples of run %d: %w", runID, err)
@@ -57,14 +65,17 @@ func (s *Store) Samples(runID int64) ([]Sample, error) {
 	var out []Sample
 	for rows.Next() {
 		x := Sample{RunID: runID}
-		var scores string
+		var scores, meta string
 		var tps sql.NullFloat64
-		if err := rows.Scan(&x.Sampler, &x.Steps, &x.Idx, &x.Text, &scores, &x.ModelCalls, &tps); err != nil {
+		if err := rows.Scan(&x.Sampler, &x.Steps, &x.Idx, &x.Text, &scores, &x.ModelCalls, &tps, &meta); err != nil {
 			return nil, fmt.Errorf("scan sample of run %d: %w", runID, err)
 		}
 		x.TokensPerS = goFloat(tps)
 		if x.Scores, err = unmarshalScores(scores); err != nil {
 			return nil, fmt.Errorf("sample %s/%d/%d scores: %w", x.Sampler, x.Steps, x.Idx, err)
+		}
+		if err := json.Unmarshal([]byte(meta), &x.Meta); err != nil {
+			return nil, fmt.Errorf("sample %s/%d/%d meta: %w", x.Sampler, x.Steps, x.Idx, err)
 		}
 		out = append(out, x)
 	}
