@@ -35,8 +35,9 @@ type span struct {
 // Confidence is the network's probability of its argmax: the softmax over
 // the V real tokens of clean-token logits (mdlm, d3pm) or of log-scores
 // (sedd, where it is the conditional of that position given the others).
-// Time-conditioned networks are told the noise level of a k-step reverse
-// chain over the span: t = u/k with u positions still open.
+// Time-conditioned networks are told the noise level whose expected noised
+// fraction is the one they see: σ = −log(1 − u/n) for u positions still
+// open of n (forward.SigmaForFraction).
 func fillSpans(m Model, rows []span) ([][]int, error) {
 	b, n := len(rows), len(rows[0].ids)
 	absorbing := m.Process != nil && m.Process.Name() == "absorbing"
@@ -70,7 +71,7 @@ func fillSpans(m Model, rows []span) ([][]int, error) {
 		sigma := make([]float64, b)
 		if m.Process != nil {
 			for r := range sigma {
-				sigma[r] = m.Process.Schedule().Sigma(float64(max(left[r], 1)) / float64(rows[r].k))
+				sigma[r] = forward.SigmaForFraction(m.Process.Schedule(), float64(max(left[r], 1))/float64(n))
 			}
 		}
 		best, arg, err := bestTokens(m, x, sigma)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -79,5 +80,31 @@ func TestFillOrder(t *testing.T) {
 				t.Errorf("%s: row %d filled %v, want %v", c.name, r, got[r], c.want)
 			}
 		}
+	}
+}
+
+// TestFillTimeMatchesMaskFraction: filling a span of 2 in 4 positions, a
+// time-conditioned network is told σ = −log(1 − 2/4), then −log(1 − 1/4):
+// the mask fractions it sees, not σ(u/k) = σ(1), σ(1/2) of a chain over
+// the span alone.
+func TestFillTimeMatchesMaskFraction(t *testing.T) {
+	torchx.Lock()
+	proc := forward.NewAbsorbing(3, forward.LogLinear{Eps: 1e-3})
+	var seen []float64
+	net := &toydist.TableNet{Out: 3, Fn: func(x []int64, sigma float64) [][]float64 {
+		seen = append(seen, sigma)
+		out := make([][]float64, len(x))
+		for i := range out {
+			out[i] = []float64{0, 0.5, 1}
+		}
+		return out
+	}}
+	m := Model{Net: net, Objective: objective(t, "d3pm", proc, 3, func(c *losses.Config) { c.Steps = 16 }), Process: proc, SeqLen: 4}
+	if _, err := fillSpans(m, []span{{ids: []int{0, 1, 2, 0}, start: 1, k: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{-math.Log(0.5), -math.Log(0.75)}
+	if len(seen) != 2 || math.Abs(seen[0]-want[0]) > 1e-6 || math.Abs(seen[1]-want[1]) > 1e-6 {
+		t.Errorf("σ seen %v, want %v", seen, want)
 	}
 }

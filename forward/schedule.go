@@ -55,3 +55,17 @@ func (s Geometric) Sigma(t float64) float64 {
 func (s Geometric) DSigma(t float64) float64 {
 	return s.Sigma(t) * math.Log(s.SigmaMax/s.SigmaMin)
 }
+
+// SigmaForFraction is the noise level at which a fraction frac of the
+// positions is expected to be noised, 1 − α = frac, so σ = −log(1 − frac),
+// capped at σ(1) (the schedule never noises more than 1 − α(1)). Samplers
+// and fillers that choose how many positions stay masked themselves pass
+// this σ to time-conditioned networks, so that the time input agrees with
+// the mask fraction the network sees.
+func SigmaForFraction(s Schedule, frac float64) float64 {
+	top := s.Sigma(1)
+	if frac >= 1 {
+		return top
+	}
+	return min(-math.Log1p(-max(frac, 0)), top)
+}

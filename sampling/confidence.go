@@ -23,9 +23,13 @@ type confidence struct {
 	den   losses.Denoiser
 }
 
+// A time-conditioned network is told σ = −log(1 − r/L) for r masked of L
+// positions (forward.SigmaForFraction): the noise level whose expected mask
+// fraction is the one it sees, since the number unmasked per step is the
+// sampler's choice, not the schedule's.
 func (f *confidence) sample(ctx context.Context, c *chain) error {
 	net := c.model(f.model)
-	sigma := grid(f.proc.Schedule(), c.steps)
+	sched := f.proc.Schedule()
 	c.start(initial(f.proc, c))
 	m := int64(f.proc.Vocab())
 	for i := c.steps; i >= 1; i-- {
@@ -39,7 +43,7 @@ func (f *confidence) sample(ctx context.Context, c *chain) error {
 			c.set(c.x.MustAddScalar(ts.IntScalar(0), false))
 			continue
 		}
-		logp, err := f.den.LogX0(net, c.x, c.perSeq(sigma[i]))
+		logp, err := f.den.LogX0(net, c.x, maskSigmas(sched, masked, c.l))
 		if err != nil {
 			masked.MustDrop()
 			idx.MustDrop()
@@ -70,6 +74,16 @@ func (f *confidence) unmask(c *chain, logp, masked, idx *ts.Tensor, i int) *ts.T
 	rank := s.T(s.T(order.MustZerosLike(false)).MustScatter(-1, order, pos, false))
 	keep := s.T(masked.MustLogicalAnd(s.T(rank.MustLtTensor(s.T(quota(masked, i, c.device)), false)), false))
 	return proposed.MustWhereSelf(keep, c.x, false)
+}
+
+// maskSigmas is forward.SigmaForFraction of each row's masked share.
+func maskSigmas(sched forward.Schedule, masked *ts.Tensor, l int64) []float64 {
+	r := masked.MustSumDimIntlist([]int64{-1}, false, gotch.Int64, false).MustTo(gotch.CPU, true).Int64Values(true)
+	out := make([]float64, len(r))
+	for i, n := range r {
+		out[i] = forward.SigmaForFraction(sched, float64(n)/float64(l))
+	}
+	return out
 }
 
 // quota is ⌈r/steps⌉ per sequence as [B,1] int64, r its masked positions.

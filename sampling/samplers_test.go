@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/internal/toydist"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -304,6 +306,37 @@ func TestFormFollowsTheModel(t *testing.T) {
 			t.Errorf("trained %s, asked %q on %s: error %v, want one containing %q", c.trained, c.asked, c.proc.Name(), err, c.err)
 		case c.err == "" && (err != nil || got != c.want):
 			t.Errorf("trained %s, asked %q on %s: %v, %v; want %v", c.trained, c.asked, c.proc.Name(), got, err, c.want)
+		}
+	}
+}
+
+// TestConfidenceTimeMatchesMaskFraction: a time-conditioned network is
+// told the σ whose expected mask fraction is the one it sees. 6 positions
+// in 3 steps: 6, then 4, then 2 masked, so σ = σ(1) (everything masked,
+// capped there), −log(1 − 4/6), −log(1 − 2/6). Before, it was told
+// σ(i/T) = σ(1), σ(2/3), σ(1/3) whatever was masked.
+func TestConfidenceTimeMatchesMaskFraction(t *testing.T) {
+	torchx.Lock()
+	sched := forward.LogLinear{Eps: 1e-3}
+	proc := forward.NewAbsorbing(3, sched)
+	var seen []float64
+	net := &toydist.TableNet{Out: 3, Fn: func(x []int64, sigma float64) [][]float64 {
+		seen = append(seen, sigma)
+		out := make([][]float64, len(x))
+		for i := range out {
+			out[i] = []float64{0, 0.5, 1}
+		}
+		return out
+	}}
+	generate(t, "confidence", DefaultConfig(), proc, Net{Model: net, Objective: objective(t, "d3pm", proc, 3)},
+		Request{N: 1, Len: 6, Steps: 3, Temperature: 1, TopP: 1, Seed: 1})
+	want := []float64{sched.Sigma(1), -math.Log(1 - 4.0/6), -math.Log(1 - 2.0/6)}
+	if len(seen) != len(want) {
+		t.Fatalf("network saw σ %v, want %v", seen, want)
+	}
+	for i := range want {
+		if math.Abs(seen[i]-want[i]) > 1e-6*want[i] {
+			t.Errorf("step %d: σ %v, want %v", i+1, seen[i], want[i])
 		}
 	}
 }
