@@ -46,6 +46,11 @@ type Config struct {
 	Lambada string `mapstructure:"lambada"`
 	// LambadaLimit evaluates only the first N passages; 0 = all 5153.
 	LambadaLimit int `mapstructure:"lambada_limit"`
+	// LambadaEOS appends EOS after the target word for the accuracy
+	// (bidirectional models then see where the passage ends, which causal
+	// ones never do); false, the default, scores every model on the context
+	// alone, as lm-eval does.
+	LambadaEOS bool `mapstructure:"lambada_eos"`
 	// ZeroShot lists further held-out corpora to bound zero-shot.
 	ZeroShot []ZeroShot `mapstructure:"zero_shot"`
 	// GenSteps are the sampling step counts of the generation sweep.

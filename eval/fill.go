@@ -149,3 +149,88 @@ func positionLogProbs(m Model, x *ts.Tensor, sigma []float64) (*ts.Tensor, error
 	}
 	return nil, fmt.Errorf("objective %s gives neither clean-token probabilities nor scores", m.Objective.Name())
 }
+
+// greedyMatch is lm-eval's is_greedy for each row: every target token is
+// the argmax of the model's distribution at its position given the
+// context and the target tokens before it. ar needs one call (its
+// next-token distributions given the true prefix); a diffusion model k
+// calls, the j-th with target positions j… masked (absorbing) or drawn
+// from the prior (uniform, embedding), at the σ of that noised fraction.
+func greedyMatch(m Model, rows []span) ([]bool, error) {
+	b, n := len(rows), len(rows[0].ids)
+	ok := make([]bool, b)
+	for r := range ok {
+		ok[r] = true
+	}
+	check := func(x [][]int, at func(r int) []int) error {
+		sigma := make([]float64, b)
+		if m.Process != nil {
+			for r := range sigma {
+				noised := 0
+				for p := range n {
+					if x[r][p] != rows[r].ids[p] || (m.Process.Name() == "absorbing" && x[r][p] == m.Process.Vocab()) {
+						noised++
+					}
+				}
+				sigma[r] = forward.SigmaForFraction(m.Process.Schedule(), float64(max(noised, 1))/float64(n))
+			}
+		}
+		_, arg, err := bestTokens(m, x, sigma)
+		if err != nil {
+			return err
+		}
+		for r := range rows {
+			for _, p := range at(r) {
+				if int(arg[r*n+p]) != rows[r].ids[p] {
+					ok[r] = false
+				}
+			}
+		}
+		return nil
+	}
+	if m.isAR() {
+		x := make([][]int, b)
+		for r := range rows {
+			x[r] = rows[r].ids
+		}
+		err := check(x, func(r int) []int {
+			var ps []int
+			for j := range rows[r].k {
+				ps = append(ps, rows[r].start+j)
+			}
+			return ps
+		})
+		return ok, err
+	}
+	absorbing := m.Process.Name() == "absorbing"
+	var prior []int64
+	if !absorbing {
+		prior = forward.SamplePrior(m.Process, int64(b), int64(n), gotch.CPU).Int64Values(true)
+	}
+	steps := 0
+	for _, r := range rows {
+		steps = max(steps, r.k)
+	}
+	for j := range steps {
+		x := make([][]int, b)
+		for r, row := range rows {
+			x[r] = slices.Clone(row.ids)
+			for p := row.start + j; p < row.start+row.k; p++ {
+				if absorbing {
+					x[r][p] = m.Process.Vocab()
+				} else {
+					x[r][p] = int(prior[r*n+p])
+				}
+			}
+		}
+		if err := check(x, func(r int) []int {
+			if j < rows[r].k {
+				return []int{rows[r].start + j}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
+}

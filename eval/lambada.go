@@ -66,6 +66,36 @@ type Accuracy struct {
 	Correct, N    int
 }
 
+// LambadaScores are the accuracies of one LAMBADA pass.
+type LambadaScores struct {
+	// Accuracy is the string match of the filled word, over all passages.
+	Accuracy Accuracy
+	// InVocab is the same over the passages whose target has no UNK token
+	// (a trimmed vocabulary cannot spell the others, so they can never be
+	// right); UNKTargets counts those left out.
+	InVocab    Accuracy
+	UNKTargets int
+	// Greedy is lm-eval's token-level check: every target token is the
+	// model's argmax given the context and the target tokens before it
+	// (for diffusion models, the later target positions masked or, without
+	// a mask state, drawn from the prior).
+	Greedy Accuracy
+}
+
+// Evaluations are the rows of a LAMBADA pass for task: accuracy,
+// accuracy_in_vocab, accuracy_greedy, and unk_targets (a count).
+func (l LambadaScores) Evaluations(task string) []results.Evaluation {
+	row := func(metric string, a Accuracy) results.Evaluation {
+		return results.Evaluation{Task: task, Metric: metric, Value: a.Value, Stderr: a.Stderr, N: int64(a.N)}
+	}
+	return []results.Evaluation{
+		row(results.MetricAccuracy, l.Accuracy),
+		row(results.MetricAccuracyInVocab, l.InVocab),
+		row(results.MetricAccuracyGreedy, l.Greedy),
+		{Task: task, Metric: results.MetricUNKTargets, Value: float64(l.UNKTargets), Stderr: math.NaN(), N: int64(l.Accuracy.N)},
+	}
+}
+
 func newAccuracy(correct, n int) Accuracy {
 	p := float64(correct) / float64(n)
 	return Accuracy{Value: p, Stderr: math.Sqrt(p * (1 - p) / float64(n)), Correct: correct, N: n}
@@ -74,37 +104,46 @@ func newAccuracy(correct, n int) Accuracy {
 // LambadaAccuracy is last-word accuracy: the model fills the target
 // word's tokens given the context, and a fill is correct when its decoded
 // text, stripped of surrounding whitespace, is exactly the target word.
+// Beside it: the same over passages whose target the vocabulary can spell
+// (no UNK), and lm-eval's token-level greedy check (LambadaScores).
 //
-// Each passage becomes context · target · EOS, the context cut on the left
-// so that the whole fits the model's length L. The EOS says, as in the
-// packed passages of LambadaBound, that the word ends the passage; causal
-// models never see it. fillSpans says how the tokens are chosen. Passages
-// of equal length share batches, so no padding enters any network call.
-func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab, exs []data.LambadaExample) (Accuracy, error) {
+// Each passage becomes context · target, the context cut on the left so
+// that the whole fits the model's length L; with cfg.LambadaEOS an EOS
+// follows the target, telling bidirectional models (never causal ones)
+// that the word ends the passage. fillSpans says how the tokens are
+// chosen. Passages of equal length share batches, so no padding enters
+// any network call.
+func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab, exs []data.LambadaExample) (LambadaScores, error) {
 	torchx.Lock()
 	if err := m.check(); err != nil {
-		return Accuracy{}, err
+		return LambadaScores{}, err
 	}
 	if len(exs) == 0 {
-		return Accuracy{}, fmt.Errorf("eval %s accuracy: no passages", results.TaskLAMBADA)
+		return LambadaScores{}, fmt.Errorf("eval %s accuracy: no passages", results.TaskLAMBADA)
+	}
+	var tail []int
+	if cfg.LambadaEOS {
+		tail = []int{vocab.EOS()}
 	}
 	rows := make([]span, len(exs))
+	unk := make([]bool, len(exs))
 	for i, ex := range exs {
 		k := len(ex.TargetIDs)
-		room := m.SeqLen - k - 1
+		room := m.SeqLen - k - len(tail)
 		if room < 1 {
-			return Accuracy{}, fmt.Errorf("eval %s accuracy: passage %d has a target of %d tokens, too long for sequences of %d", results.TaskLAMBADA, i, k, m.SeqLen)
+			return LambadaScores{}, fmt.Errorf("eval %s accuracy: passage %d has a target of %d tokens, too long for sequences of %d", results.TaskLAMBADA, i, k, m.SeqLen)
 		}
 		left := ex.ContextIDs[max(0, len(ex.ContextIDs)-room):]
-		rows[i] = span{ids: slices.Concat(left, ex.TargetIDs, []int{vocab.EOS()}), start: len(left), k: k}
+		rows[i] = span{ids: slices.Concat(left, ex.TargetIDs, tail), start: len(left), k: k}
+		unk[i] = vocab.UNK() >= 0 && slices.Contains(ex.TargetIDs, vocab.UNK())
 	}
 	groups := byLength(len(rows), func(i int) int { return len(rows[i].ids) }, cfg.BatchSize)
 	torchx.Seed(cfg.Seed)
 	prog := newProgress(results.TaskLAMBADA+" accuracy", len(groups), cfg.LogEvery)
-	correct := 0
+	correct, correctInVocab, greedy, unks := 0, 0, 0, 0
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
-			return Accuracy{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
+			return LambadaScores{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
 		}
 		batch := make([]span, len(g))
 		for j, i := range g {
@@ -112,19 +151,37 @@ func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab
 		}
 		filled, err := fillSpans(m, batch)
 		if err != nil {
-			return Accuracy{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
+			return LambadaScores{}, fmt.Errorf("eval %s accuracy: %w", results.TaskLAMBADA, err)
+		}
+		match, err := greedyMatch(m, batch)
+		if err != nil {
+			return LambadaScores{}, fmt.Errorf("eval %s greedy check: %w", results.TaskLAMBADA, err)
 		}
 		for j, i := range g {
 			r := rows[i]
-			if strings.TrimSpace(vocab.Decode(filled[j][r.start:r.start+r.k])) == exs[i].Target {
+			ok := strings.TrimSpace(vocab.Decode(filled[j][r.start:r.start+r.k])) == exs[i].Target
+			if ok {
 				correct++
+			}
+			if unk[i] {
+				unks++
+			} else if ok {
+				correctInVocab++
+			}
+			if match[j] {
+				greedy++
 			}
 		}
 		prog.step()
 	}
-	acc := newAccuracy(correct, len(rows))
-	prog.finish("accuracy", acc.Value, "correct", correct, "passages", len(rows))
-	return acc, nil
+	out := LambadaScores{Accuracy: newAccuracy(correct, len(rows)), Greedy: newAccuracy(greedy, len(rows)), UNKTargets: unks}
+	if len(rows) > unks {
+		out.InVocab = newAccuracy(correctInVocab, len(rows)-unks)
+	} else {
+		out.InVocab = Accuracy{Value: math.NaN(), Stderr: math.NaN()}
+	}
+	prog.finish("accuracy", out.Accuracy.Value, "correct", correct, "passages", len(rows), "greedy", out.Greedy.Value, "unk_targets", unks)
+	return out, nil
 }
 
 // byLength groups the indices 0..n−1 into batches of at most size items

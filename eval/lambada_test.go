@@ -70,7 +70,7 @@ func joinLines(lines []string) string {
 	return out
 }
 
-// oracle knows the passages (ids followed by EOS). A row of n tokens is
+// oracle knows the passages (ids, as the rows are built). A row of n tokens is
 // the last n tokens of its passage, except where it is being filled, so
 // the oracle finds the passage that agrees with the row best and puts all
 // mass on its tokens (the next token for a causal net, which sees the row
@@ -114,19 +114,13 @@ func oracle(passages [][]int64, out, v int, causal, anti bool) *toydist.TableNet
 }
 
 // An oracle scores 1.0 and an anti-oracle 0.0 with every objective's way
-// of filling the target: truncated contexts (L = 48) and whole ones.
+// of filling the target, by string match and by the token-level greedy
+// check: truncated contexts (L = 48) and whole ones, with and without the
+// EOS after the target (the oracle knows the rows as they are built).
 func TestLambadaAccuracyOracle(t *testing.T) {
 	torchx.Lock()
 	vocab, exs := lambadaSample(t, 10)
 	v := vocab.Size()
-	var passages [][]int64
-	for _, ex := range exs {
-		var p []int64
-		for _, id := range slices.Concat(ex.ContextIDs, ex.TargetIDs, []int{vocab.EOS()}) {
-			p = append(p, int64(id))
-		}
-		passages = append(passages, p)
-	}
 	ll := forward.LogLinear{Eps: 1e-3}
 	absorbing, uniform := forward.NewAbsorbing(v, ll), forward.NewUniform(v, ll)
 	cases := []struct {
@@ -143,23 +137,70 @@ func TestLambadaAccuracyOracle(t *testing.T) {
 		{"ar", objective(t, "ar", nil, v, nil), nil, v, 48},
 		{"ar/whole", objective(t, "ar", nil, v, nil), nil, v, 512},
 	}
-	cfg := DefaultConfig()
-	cfg.BatchSize = 3
-	for _, c := range cases {
-		for _, anti := range []bool{false, true} {
-			m := Model{Net: oracle(passages, c.out, v, c.proc == nil, anti), Objective: c.obj, Process: c.proc, SeqLen: c.seqLen}
-			acc, err := LambadaAccuracy(context.Background(), m, cfg, vocab, exs)
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+	for _, eos := range []bool{false, true} {
+		var passages [][]int64
+		for _, ex := range exs {
+			ids := slices.Concat(ex.ContextIDs, ex.TargetIDs)
+			if eos {
+				ids = append(ids, vocab.EOS())
 			}
-			want := newAccuracy(len(exs), len(exs))
-			if anti {
-				want = newAccuracy(0, len(exs))
+			var p []int64
+			for _, id := range ids {
+				p = append(p, int64(id))
 			}
-			if acc != want {
-				t.Errorf("%s (anti %v): accuracy %+v, want %+v", c.name, anti, acc, want)
+			passages = append(passages, p)
+		}
+		cfg := DefaultConfig()
+		cfg.BatchSize, cfg.LambadaEOS = 3, eos
+		for _, c := range cases {
+			for _, anti := range []bool{false, true} {
+				m := Model{Net: oracle(passages, c.out, v, c.proc == nil, anti), Objective: c.obj, Process: c.proc, SeqLen: c.seqLen}
+				got, err := LambadaAccuracy(context.Background(), m, cfg, vocab, exs)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				want := newAccuracy(len(exs), len(exs))
+				if anti {
+					want = newAccuracy(0, len(exs))
+				}
+				if got.Accuracy != want || got.Greedy != want || got.InVocab != want || got.UNKTargets != 0 {
+					t.Errorf("%s (anti %v, eos %v): %+v, want accuracy and greedy %+v", c.name, anti, eos, got, want)
+				}
 			}
 		}
+	}
+}
+
+// A target holding UNK can never be spelled: it counts against accuracy
+// and is left out of accuracy_in_vocab, whose N says how many remain.
+func TestLambadaUNKTargets(t *testing.T) {
+	torchx.Lock()
+	vocab, exs := lambadaSample(t, 10)
+	if vocab.UNK() < 0 {
+		t.Fatal("trimmed vocabulary without UNK")
+	}
+	exs[0].TargetIDs = []int{vocab.UNK()}
+	var passages [][]int64
+	for _, ex := range exs {
+		var p []int64
+		for _, id := range slices.Concat(ex.ContextIDs, ex.TargetIDs) {
+			p = append(p, int64(id))
+		}
+		passages = append(passages, p)
+	}
+	v := vocab.Size()
+	m := Model{Net: oracle(passages, v, v, true, false), Objective: objective(t, "ar", nil, v, nil), SeqLen: 48}
+	got, err := LambadaAccuracy(context.Background(), m, DefaultConfig(), vocab, exs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(exs)
+	if got.UNKTargets != 1 || got.Accuracy != newAccuracy(n-1, n) || got.InVocab != newAccuracy(n-1, n-1) {
+		t.Errorf("scores %+v: want 1 UNK target, accuracy %d/%d, in-vocabulary %d/%d", got, n-1, n, n-1, n-1)
+	}
+	rows := got.Evaluations("lambada")
+	if len(rows) != 4 || rows[1].Metric != "accuracy_in_vocab" || rows[1].N != int64(n-1) || rows[3].Value != 1 {
+		t.Errorf("rows %+v", rows)
 	}
 }
 

@@ -32,11 +32,6 @@ func (r Result) Evaluations(task string) []results.Evaluation {
 	return out
 }
 
-// Evaluation is the row of an accuracy for task, N = passages.
-func (a Accuracy) Evaluation(task string) results.Evaluation {
-	return results.Evaluation{Task: task, Metric: results.MetricAccuracy, Value: a.Value, Stderr: a.Stderr, N: int64(a.N)}
-}
-
 // Evaluations are the rows of one point of the generation sweep (task
 // gen, params steps and sampler): generative perplexity under MDLM's and
 // SEDD's protocols (when there was a reference), entropy, distinct-1..4,

@@ -124,7 +124,7 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 		if err != nil {
 			return fmt.Errorf("eval lambada accuracy: %w", err)
 		}
-		add(acc.Evaluation(results.TaskLAMBADA))
+		add(acc.Evaluations(results.TaskLAMBADA)...)
 	}
 	return store.AddEvaluations(rows, seqs...)
 }

@@ -20,13 +20,18 @@ const (
 	MetricBPC        = "bpc"         // the bound in bits per character (per UTF-8 byte for BPE)
 	MetricUnigramBPC = "unigram_bpc" // the unigram model's bits per character on a bound's tokens
 	MetricAccuracy   = "accuracy"
-	MetricGenPPL     = "gen_ppl"      // perplexity of samples under the AR reference, MDLM's protocol
-	MetricGenPPLSEDD = "gen_ppl_sedd" // the same under SEDD's protocol (mean over samples of exp(NLL))
-	MetricEntropy    = "entropy"      // mean per-sample unigram entropy of samples (nats)
-	MetricUNKShare   = "unk_share"    // share of a bound's tokens that are a trimmed vocabulary's UNK
-	MetricUnigramPPL = "unigram_ppl"  // perplexity of the training split's unigram model on a bound's tokens
-	MetricTokensPerS = "tokens_per_s"
-	MetricModelCalls = "model_calls"
+	// LAMBADA's accuracy over targets the vocabulary can spell, lm-eval's
+	// token-level greedy check, and the count of targets holding UNK.
+	MetricAccuracyInVocab = "accuracy_in_vocab"
+	MetricAccuracyGreedy  = "accuracy_greedy"
+	MetricUNKTargets      = "unk_targets"
+	MetricGenPPL          = "gen_ppl"      // perplexity of samples under the AR reference, MDLM's protocol
+	MetricGenPPLSEDD      = "gen_ppl_sedd" // the same under SEDD's protocol (mean over samples of exp(NLL))
+	MetricEntropy         = "entropy"      // mean per-sample unigram entropy of samples (nats)
+	MetricUNKShare        = "unk_share"    // share of a bound's tokens that are a trimmed vocabulary's UNK
+	MetricUnigramPPL      = "unigram_ppl"  // perplexity of the training split's unigram model on a bound's tokens
+	MetricTokensPerS      = "tokens_per_s"
+	MetricModelCalls      = "model_calls"
 
 	// Parameter keys of evaluations.
 	ParamSteps   = "steps"
