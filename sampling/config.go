@@ -37,11 +37,18 @@ type Config struct {
 	// asking for the other is an error.
 	Form string `mapstructure:"form"`
 	// Remask is ReMDM's schedule of the remasking probability σ_t: cap
-	// (min(eta, σ_max)), rescale (eta·σ_max) or conf (eta·σ_max spread over
-	// the decoded positions by softmax(−confidence)).
+	// (min(eta, σ_max)), rescale (eta·σ_max), conf (σ_max spread over the
+	// decoded positions by softmax(−confidence); eta unused, as in ReMDM's
+	// code) or loop (remasking with σ = eta while α is held at alpha_on for
+	// t in (t_off, t_on]; MDLM steps before and after).
 	Remask string `mapstructure:"remask"`
 	// Eta is ReMDM's η.
 	Eta float64 `mapstructure:"eta"`
+	// TOn, TOff and AlphaOn are ReMDM-loop's window and the α held in it
+	// (ReMDM's OpenWebText values: 0.55, 0.05, 0.9).
+	TOn     float64 `mapstructure:"t_on"`
+	TOff    float64 `mapstructure:"t_off"`
+	AlphaOn float64 `mapstructure:"alpha_on"`
 	// SEDDEps is δ, the time where SEDD's predictor steps end and its final
 	// denoising step (to t = 0) begins (SEDD's sampling.eps, 1e-5).
 	SEDDEps float64 `mapstructure:"sedd_eps"`
@@ -75,6 +82,9 @@ func DefaultConfig() Config {
 		Remask:       "cap",
 		Eta:          0.02,
 		SEDDEps:      1e-5,
+		TOn:          0.55,
+		TOff:         0.05,
+		AlphaOn:      0.9,
 		BlockLen:     32,
 		BlockSampler: "ancestral-cached",
 		Window:       128,
@@ -118,6 +128,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.Eta >= 0 && c.Eta <= 1) {
 		bad("eta", "%v is outside [0, 1]", c.Eta)
+	}
+	if !(c.TOff > 0 && c.TOff < c.TOn && c.TOn < 1) {
+		bad("t_on", "ReMDM-loop's window needs 0 < t_off < t_on < 1, got t_off %v, t_on %v", c.TOff, c.TOn)
+	}
+	if !(c.AlphaOn > 0 && c.AlphaOn < 1) {
+		bad("alpha_on", "%v is outside (0, 1)", c.AlphaOn)
 	}
 	if !(c.SEDDEps > 0 && c.SEDDEps < 1) {
 		bad("sedd_eps", "%v is outside (0, 1)", c.SEDDEps)

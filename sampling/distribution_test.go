@@ -49,6 +49,7 @@ func TestSamplersDrawTheirExactChainLaw(t *testing.T) {
 		{"sedd euler uniform", "sedd-euler", "uniform", "mixture", "sedd", false, 16, ""},
 		{"remdm cap", "remdm", "absorbing", "mixture", "mdlm", false, 16, "cap"},
 		{"remdm rescale", "remdm", "absorbing", "mixture", "mdlm", false, 16, "rescale"},
+		{"remdm loop", "remdm", "absorbing", "mixture", "mdlm", false, 20, "loop"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +70,9 @@ func TestSamplersDrawTheirExactChainLaw(t *testing.T) {
 				move = d.eulerMove(seddTimesRef(tc.steps, cfg.SEDDEps), proc.Schedule())
 			case "remdm":
 				move = d.remdmMove(tc.remask, remdmEta)
+				if tc.remask == "loop" {
+					move = d.remdmLoopMove(cfg.TOn, cfg.TOff, cfg.AlphaOn, remdmEta, tc.steps)
+				}
 			}
 			if strings.HasPrefix(tc.sampler, "sedd") {
 				sigma = sigmasAt(proc.Schedule(), seddTimesRef(tc.steps, cfg.SEDDEps))
@@ -199,6 +203,41 @@ func (d toy) remdmMove(schedule string, eta float64) func(x []int, i, step int, 
 		}
 		unmask := (as - (1-sigma)*at) / (1 - at)
 		for y, p := range d.marginals(x, sigmaT)[i] {
+			out[y] = unmask * p
+		}
+		out[d.v] = 1 - unmask
+		return out
+	}
+}
+
+// remdmLoopMove is the exact law of one ReMDM-loop step of one position
+// with exact marginals, written from the paper's three phases: α rises
+// linearly from 0 at t = 1 to α_on at t_on, is held at α_on down to t_off
+// (where decoded tokens remask with probability η), then rises linearly to
+// 1 at t = 0. Step k goes from t = k/T to s = (k−1)/T.
+func (d toy) remdmLoopMove(tOn, tOff, alphaOn, eta float64, steps int) func(x []int, i, step int, sigmaS, sigmaT float64) []float64 {
+	alphaAt := func(t float64) float64 {
+		switch {
+		case t > tOn:
+			return alphaOn * (1 - t) / (1 - tOn)
+		case t <= tOff:
+			return alphaOn + (1-alphaOn)*(tOff-t)/tOff
+		}
+		return alphaOn
+	}
+	return func(x []int, i, step int, _, _ float64) []float64 {
+		t, s := float64(step)/float64(steps), float64(step-1)/float64(steps)
+		at, as, sigma := alphaAt(t), alphaAt(s), 0.0
+		if t <= tOn && t > tOff {
+			as, sigma = at, eta
+		}
+		out := make([]float64, d.states())
+		if x[i] != d.v {
+			out[x[i]], out[d.v] = 1-sigma, sigma
+			return out
+		}
+		unmask := (as - (1-sigma)*at) / (1 - at)
+		for y, p := range d.marginals(x, 0.5)[i] {
 			out[y] = unmask * p
 		}
 		out[d.v] = 1 - unmask

@@ -153,7 +153,8 @@ func newDiffusion(name string, cfg Config, proc forward.Process, net Net) (loop,
 	case "sedd-analytic", "sedd-euler":
 		return &sedd{proc: proc, model: net.Model, scorer: scorer, euler: name == "sedd-euler", eps: cfg.SEDDEps}, nil
 	case "remdm":
-		return &remdm{proc: proc, model: net.Model, den: den, schedule: cfg.Remask, eta: cfg.Eta}, nil
+		return &remdm{proc: proc, model: net.Model, den: den, schedule: cfg.Remask, eta: cfg.Eta,
+			loop: loopWindow{tOn: cfg.TOn, tOff: cfg.TOff, alphaOn: cfg.AlphaOn}}, nil
 	default:
 		return &confidence{proc: proc, model: net.Model, den: den}, nil
 	}

@@ -340,3 +340,26 @@ func TestConfidenceTimeMatchesMaskFraction(t *testing.T) {
 		}
 	}
 }
+
+// TestRemdmConfSigma: ReMDM-conf's σ^ℓ = σ_max·softmax(−ψ)^ℓ over the
+// decoded positions, with no η (ReMDM's remdm-conf), and 0 where masked.
+// Decoded ψ = (0.9, 0.1) and one masked position: softmax(−0.9, −0.1) =
+// (e^−0.9, e^−0.1)/(e^−0.9 + e^−0.1).
+func TestRemdmConfSigma(t *testing.T) {
+	torchx.Lock()
+	r := &remdm{schedule: "conf", eta: 0.02}
+	c := &chain{b: 1, l: 3, device: gotch.CPU}
+	psi := ts.MustOfSlice([]float64{0.9, 0.1, 0}).MustView([]int64{1, 3}, true)
+	decoded := ts.MustOfSlice([]bool{true, true, false}).MustView([]int64{1, 3}, true)
+	s := torchx.NewScope()
+	defer s.Close()
+	got := s.T(r.sigma(s, c, psi, decoded, 0.5, false)).Float64Values()
+	z := math.Exp(-0.9) + math.Exp(-0.1)
+	want := []float64{0.5 * math.Exp(-0.9) / z, 0.5 * math.Exp(-0.1) / z, 0}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Errorf("σ = %v, want %v", got, want)
+			break
+		}
+	}
+}
