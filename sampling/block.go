@@ -12,17 +12,27 @@ import (
 )
 
 // block is semi-autoregressive decoding: blocks of blockLen tokens are
-// generated left to right, each by a diffusion sampler run on a window
-// that holds the block and, as given tokens, as much of what comes before
-// it as fits in the model's window (its training length). Sequences can
-// thus be longer than anything the model was trained on; the model never
-// sees more than window positions. The request's steps are shared out over
-// the blocks (at least one each), so that T counts model-call rounds as it
-// does for the other samplers.
+// generated left to right, each by a diffusion sampler run on a window of
+// the sequence in which everything but the block's undecided positions is
+// held fixed. Two conventions each for the window and for the steps:
+//
+//   - sampling.block_view prefix (default): the window is the block and,
+//     as given tokens, as much of what comes before it as fits in
+//     sampling.window (the training length), so sequences can be longer
+//     than anything the model was trained on (BD3-LM's semi-AR decoding);
+//     full: the whole sequence (at most window long) with the later
+//     blocks masked, as LLaDA's generate() feeds its model (absorbing
+//     only: a masked future needs a mask state).
+//   - sampling.block_steps shared (default): the request's T is shared
+//     out over the blocks (at least one each), so T counts model-call
+//     rounds as for the other samplers (LLaDA's steps); per_block: every
+//     block gets T steps (BD3-LM's T).
 type block struct {
 	inner    loop
 	blockLen int64
 	window   int64
+	full     bool
+	perBlock bool
 }
 
 func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
@@ -30,21 +40,35 @@ func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sampler \"block\" (sampling.block_sampler): %w", err)
 	}
-	return &block{inner: inner, blockLen: int64(cfg.BlockLen), window: int64(cfg.Window)}, nil
+	full := cfg.BlockView == "full"
+	if full && proc.Name() != "absorbing" {
+		return nil, fmt.Errorf("sampler \"block\": sampling.block_view full masks the later blocks, which needs the absorbing process, got %s; use prefix", proc.Name())
+	}
+	return &block{inner: inner, blockLen: int64(cfg.BlockLen), window: int64(cfg.Window), full: full,
+		perBlock: cfg.BlockSteps == "per_block"}, nil
 }
 
 func (k *block) sample(ctx context.Context, c *chain) error {
+	if k.full && c.l > k.window {
+		return fmt.Errorf("block_view full shows the whole sequence, %d tokens, more than sampling.window %d; use prefix for longer sequences", c.l, k.window)
+	}
 	c.start(c.x.MustAddScalar(ts.IntScalar(0), false))
 	blocks := (c.l + k.blockLen - 1) / k.blockLen
 	for j := int64(0); j < blocks; j++ {
 		start := j * k.blockLen
 		hi := min(start+k.blockLen, c.l)
-		lo := max(0, hi-k.window)
-		steps := c.steps / int(blocks)
-		if j < int64(c.steps)%blocks {
-			steps++
+		lo, end := max(0, hi-k.window), hi
+		if k.full {
+			lo, end = 0, c.l
 		}
-		w := k.windowChain(c, lo, start, hi, max(1, steps))
+		steps := c.steps
+		if !k.perBlock {
+			steps = c.steps / int(blocks)
+			if j < int64(c.steps)%blocks {
+				steps++
+			}
+		}
+		w := k.windowChain(c, lo, start, hi, end, max(1, steps))
 		err := k.inner.sample(ctx, w)
 		c.calls += w.calls
 		if err == nil {
@@ -58,13 +82,14 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 	return nil
 }
 
-// windowChain is the chain over positions lo..hi−1 of c, in which the
-// positions before start (and those the request gives) are given.
-func (k *block) windowChain(c *chain, lo, start, hi int64, steps int) *chain {
-	n := hi - lo
+// windowChain is the chain over positions lo..end−1 of c, in which the
+// positions before start and from hi on (still masked, for the full view),
+// and those the request gives, are held.
+func (k *block) windowChain(c *chain, lo, start, hi, end int64, steps int) *chain {
+	n := end - lo
 	flags := make([]bool, n)
-	for p := lo; p < hi; p++ {
-		flags[p-lo] = p < start || c.isGiven(int(p))
+	for p := lo; p < end; p++ {
+		flags[p-lo] = p < start || p >= hi || c.isGiven(int(p))
 	}
 	w := &chain{b: c.b, l: n, steps: steps, fixed: flags, pending: c.pending, temp: c.temp, topP: c.topP, topPRule: c.topPRule, device: c.device}
 	w.x = ts.MustFull([]int64{c.b, n}, ts.IntScalar(c.pending), gotch.Int64, c.device)

@@ -56,6 +56,12 @@ type Config struct {
 	BlockLen int `mapstructure:"block_len"`
 	// BlockSampler is the diffusion sampler that generates each block.
 	BlockSampler string `mapstructure:"block_sampler"`
+	// BlockView is prefix (the block and the context before it, up to
+	// window) or full (the whole sequence, later blocks masked, as LLaDA).
+	BlockView string `mapstructure:"block_view"`
+	// BlockSteps is shared (T over all blocks, as LLaDA) or per_block (T
+	// for each block, as BD3-LM).
+	BlockSteps string `mapstructure:"block_steps"`
 	// Window is the longest sequence the block sampler shows the model
 	// (its training length): the block plus as much context before it as
 	// fits.
@@ -87,6 +93,8 @@ func DefaultConfig() Config {
 		AlphaOn:      0.9,
 		BlockLen:     32,
 		BlockSampler: "ancestral-cached",
+		BlockView:    "prefix",
+		BlockSteps:   "shared",
 		Window:       128,
 	}
 }
@@ -140,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.BlockLen >= 1 && c.Window >= 1 && c.BlockLen > c.Window {
 		bad("block_len", "%d exceeds sampling.window %d", c.BlockLen, c.Window)
+	}
+	if !slices.Contains([]string{"prefix", "full"}, c.BlockView) {
+		bad("block_view", "%q is not one of prefix|full", c.BlockView)
+	}
+	if !slices.Contains([]string{"shared", "per_block"}, c.BlockSteps) {
+		bad("block_steps", "%q is not one of shared|per_block", c.BlockSteps)
 	}
 	if !slices.Contains(blockInnerNames(), c.BlockSampler) {
 		bad("block_sampler", "%q is not one of %s", c.BlockSampler, strings.Join(blockInnerNames(), "|"))

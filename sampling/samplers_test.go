@@ -12,6 +12,7 @@ import (
 
 	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/internal/toydist"
+	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -362,4 +363,65 @@ func TestRemdmConfSigma(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestBlockConventions: 16 tokens in blocks of 8 with T = 4 and the
+// (uncached) ancestral sampler, one call per step. shared: 2 steps per
+// block, 4 calls; per_block: 4 steps per block, 8 calls. prefix: the first
+// block's calls see 8 positions, the second's 16; full: every call sees
+// all 16, and during the first block the last 8 are all masked.
+func TestBlockConventions(t *testing.T) {
+	torchx.Lock()
+	proc := forward.NewAbsorbing(3, forward.LogLinear{Eps: 1e-3})
+	for _, c := range []struct {
+		view, steps string
+		calls       int
+		lens        []int
+	}{
+		{"prefix", "shared", 4, []int{8, 8, 16, 16}},
+		{"prefix", "per_block", 8, []int{8, 8, 8, 8, 16, 16, 16, 16}},
+		{"full", "shared", 4, []int{16, 16, 16, 16}},
+		{"full", "per_block", 8, []int{16, 16, 16, 16, 16, 16, 16, 16}},
+	} {
+		var lens []int
+		futureMasked := true
+		net := &toydist.TableNet{Out: 3, Fn: func(x []int64, _ float64) [][]float64 {
+			out := make([][]float64, len(x))
+			for i := range out {
+				out[i] = []float64{0, 0.5, 1}
+			}
+			return out
+		}}
+		wrapped := &spyNet{inner: net, onForward: func(x []int64) {
+			lens = append(lens, len(x))
+			// While the first block is open (some of 0..7 masked), 8..15 must all be masked.
+			if len(x) == 16 && slices.Contains(x[:8], 3) && slices.ContainsFunc(x[8:], func(v int64) bool { return v != 3 }) {
+				futureMasked = false
+			}
+		}}
+		cfg := DefaultConfig()
+		cfg.BlockLen, cfg.Window, cfg.BlockSampler, cfg.BlockView, cfg.BlockSteps = 8, 16, "ancestral", c.view, c.steps
+		res := generate(t, "block", cfg, proc, Net{Model: wrapped, Objective: objective(t, "mdlm", proc, 3)},
+			Request{N: 1, Len: 16, Steps: 4, Temperature: 1, TopP: 1, Seed: 1})
+		if res.ModelCalls != c.calls || !slices.Equal(lens, c.lens) || !futureMasked {
+			t.Errorf("%s/%s: %d calls over lengths %v (future masked %v), want %d over %v", c.view, c.steps, res.ModelCalls, lens, futureMasked, c.calls, c.lens)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.BlockView = "full"
+	n := newTinyNets(t, 16)
+	if _, err := New("block", cfg, n.uniform, n.d3pm); err == nil || !strings.Contains(err.Error(), "needs the absorbing process") {
+		t.Errorf("full view on uniform: %v", err)
+	}
+}
+
+// spyNet shows every input to onForward before the inner network runs.
+type spyNet struct {
+	inner     losses.Net
+	onForward func(x []int64)
+}
+
+func (s *spyNet) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	s.onForward(x.Int64Values())
+	return s.inner.Forward(x, sigma, train)
 }
