@@ -17,7 +17,7 @@ export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || 
 
 include data/data.mk
 
-.PHONY: setup apt torchprep run test vet bench bench-sample study data clean-torch
+.PHONY: setup apt torchprep run test vet bench bench-sample study study-text8 data clean-torch
 
 setup: apt torchprep
 
@@ -62,6 +62,12 @@ study: setup
 	$(GO) run ./experiments -cfg study-cpu.yaml
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode report -doc docs/study-cpu.md -out docs/study-cpu
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode plot -out docs/study-cpu
+
+# The character-level study (docs/study-text8.md): about 2 h 15 min on 2 cores.
+study-text8: setup
+	$(GO) run ./experiments -cfg study-text8.yaml
+	$(GO) run ./experiments -cfg study-text8.yaml -mode report -doc docs/study-text8.md -out docs/study-text8
+	$(GO) run ./experiments -cfg study-text8.yaml -mode plot -out docs/study-text8
 
 data:
 	$(GO) run ./cmd/datafetch -dir $(DATA_DIR)
