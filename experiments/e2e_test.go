@@ -364,3 +364,28 @@ func TestCharSweepEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingRecordedBeforeItCanRun: a run whose data file is missing
+// fails naming the file and leaves no run row (nor a database) behind.
+func TestNothingRecordedBeforeItCanRun(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "missing.yaml")
+	os.WriteFile(cfg, []byte("name: missing\nout_dir: "+dir+"\ndata:\n  dir: "+dir+"\n  train: [nope.txt]\n  cache_dir: "+filepath.Join(dir, "cache")+"\n"), 0o644)
+	cmd := exec.Command(bin, "-cfg", cfg)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nope.txt") {
+		t.Fatalf("run with a missing data file: %v\n%s", err, tail(string(out), 2000))
+	}
+	db := filepath.Join(dir, "results.db")
+	if _, err := os.Stat(db); err == nil {
+		store, err := results.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		if runs, _ := store.Runs(results.RunFilter{}); len(runs) != 0 {
+			t.Errorf("%d run rows recorded for a run that could not start", len(runs))
+		}
+	}
+}

@@ -37,17 +37,42 @@ func dbPath(cfg *Config) string {
 	return filepath.Join(cfg.OutDir, cfg.DB)
 }
 
-// experiment runs the asked stages of one run and records it. The run's
-// row is created (or resumed, when a killed run is started again) first
-// and marked finished or failed at the end, so a sweep can tell what is
-// left to do.
+// experiment runs the asked stages of one run and records it. It owns the
+// run folder (lockRun) for its whole life. The run's row is created (or
+// resumed, when a killed run is started again) once the data and the
+// method have loaded, so bad input records nothing, and is marked finished
+// or failed at the end, so a sweep can tell what is left to do.
 func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o options, stages stage) (err error) {
 	torchx.Lock()
 	dir := runDir(cfg)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	lock, err := lockRun(dir, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	dev, err := torchx.ParseDevice(cfg.Device)
+	if err != nil {
+		return usageError{fmt.Errorf("device: %w", err)}
+	}
+	torchx.SetThreads(cfg.Threads)
+	// Everything that can fail on bad input (data files, the method and its
+	// files) comes before the run's row: a run that cannot start is not
+	// recorded.
+	corpus, err := data.Load(ctx, cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer corpus.Close()
+	torchx.Seed(int64(cfg.Seed))
+	m, err := buildMethod(cfg, corpus.Vocab.Size(), dev)
+	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(loaded.YAML), 0o644); err != nil {
+		return err
+	}
+	vocabPath := filepath.Join(dir, "vocab.json")
+	if err := corpus.Vocab.Save(vocabPath); err != nil {
 		return err
 	}
 	store, err := results.Open(dbPath(cfg))
@@ -55,11 +80,6 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return err
 	}
 	defer store.Close()
-	dev, err := torchx.ParseDevice(cfg.Device)
-	if err != nil {
-		return usageError{fmt.Errorf("device: %w", err)}
-	}
-	torchx.SetThreads(cfg.Threads)
 	variant := o.variant
 	if variant == "" {
 		variant = cfg.Name
@@ -99,20 +119,6 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		}
 	}()
 
-	corpus, err := data.Load(ctx, cfg.Data)
-	if err != nil {
-		return err
-	}
-	defer corpus.Close()
-	vocabPath := filepath.Join(dir, "vocab.json")
-	if err := corpus.Vocab.Save(vocabPath); err != nil {
-		return err
-	}
-	torchx.Seed(int64(cfg.Seed))
-	m, err := buildMethod(cfg, corpus.Vocab.Size(), dev)
-	if err != nil {
-		return err
-	}
 	meta := map[string]string{
 		checkpoint.MetaConfig:    loaded.YAML,
 		checkpoint.MetaVocabHash: corpus.Vocab.Hash(),
