@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -386,6 +387,91 @@ func TestNothingRecordedBeforeItCanRun(t *testing.T) {
 		defer store.Close()
 		if runs, _ := store.Runs(results.RunFilter{}); len(runs) != 0 {
 			t.Errorf("%d run rows recorded for a run that could not start", len(runs))
+		}
+	}
+}
+
+// TestInterruptAndResume sends a real SIGINT to a training run: it writes
+// a checkpoint at the current step, is recorded as interrupted (not
+// failed) and exits 130; started again it resumes and logs, for every step
+// after the checkpoint, the same loss as an uninterrupted run.
+func TestInterruptAndResume(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := tinySweep(t, dir, twoVariants)
+	text, _ := os.ReadFile(cfg)
+	single := strings.Split(string(text), "sweep:")[0]
+	single = strings.Replace(single, "  steps: 6\n", "  steps: 120\n", 1)
+	single = strings.Replace(single, "  ckpt_every: 3\n", "  ckpt_every: 1000\n", 1)
+	single = strings.Replace(single, "  log_every: 2\n", "  log_every: 1\n", 1)
+	single = strings.Replace(single, "  gen_steps: [4, 8]\n", "  gen_steps: [4]\n", 1)
+	os.WriteFile(cfg, []byte(single), 0o644)
+	db := filepath.Join(dir, "results.db")
+	losses := func(name string) map[int64]float64 {
+		store, err := results.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		runs, err := store.Runs(results.RunFilter{Names: []string{name}})
+		if err != nil || len(runs) != 1 {
+			return nil
+		}
+		pts, err := store.Metrics(runs[0].ID, "loss")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]float64{}
+		for _, p := range pts {
+			if p.Split == results.SplitTrain {
+				out[int64(p.Step)] = p.Value
+			}
+		}
+		return out
+	}
+	runCmd(t, bin, "-cfg", cfg, "-set", "name=ref", "-mode", "train")
+	want := losses("ref")
+
+	cmd := exec.Command(bin, "-cfg", cfg, "-set", "name=cut", "-mode", "train")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); len(losses("cut")) < 20; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no 20 steps within 2 minutes:\n%s", tail(out.String(), 2000))
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d (%v), want 130:\n%s", code, err, tail(out.String(), 2000))
+	}
+	store, err := results.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.RunStatus("cut")
+	store.Close()
+	if st != results.StatusInterrupted {
+		t.Errorf("status %q after SIGINT, want interrupted", st)
+	}
+	ckpts, _ := filepath.Glob(filepath.Join(dir, "cut", "ckpt-*.safetensors"))
+	if len(ckpts) != 1 {
+		t.Fatalf("checkpoints after SIGINT: %v", ckpts)
+	}
+	var at int64
+	fmt.Sscanf(filepath.Base(ckpts[0]), "ckpt-%d.safetensors", &at)
+	if at < 20 || at >= 120 {
+		t.Fatalf("interrupt checkpoint at step %d", at)
+	}
+	runCmd(t, bin, "-cfg", cfg, "-set", "name=cut", "-mode", "train")
+	got := losses("cut")
+	for s := at + 1; s <= 120; s++ {
+		if g, w := got[s], want[s]; math.Abs(g-w) > 1e-6 || g == 0 {
+			t.Errorf("step %d: resumed loss %v, uninterrupted %v", s, g, w)
 		}
 	}
 }

@@ -9,7 +9,9 @@
 //	go run ./experiments -cfg absorbing -mode sample -n 8 -steps 128 -infill "She [MASK:4] the door."
 //	go run ./experiments -mode report | plot [-sweep NAME] [-doc docs/study-cpu.md]
 //
-// Exit status: 0 on success, 1 on a failed run, 2 on bad usage or config.
+// Exit status: 0 on success, 1 on a failed run, 2 on bad usage or config,
+// 130 when interrupted (SIGINT or SIGTERM: training checkpoints the current
+// step first, the run is marked interrupted and resumes when started again).
 package main
 
 import (
@@ -74,8 +76,11 @@ func main() {
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "experiments:", err)
 		var u usageError
-		if errors.As(err, &u) {
+		switch {
+		case errors.As(err, &u):
 			os.Exit(2)
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			os.Exit(130)
 		}
 		os.Exit(1)
 	}

@@ -96,6 +96,31 @@ CREATE TABLE sequence_bounds (
 );`},
 		{name: "sample provenance (sampling dtype, gen-ppl protocol)", sql: `
 ALTER TABLE samples ADD COLUMN meta TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(meta));`},
+		// SQLite cannot alter a CHECK constraint: the table is rebuilt (with
+		// foreign keys off, see migrate, so that dropping the old one does
+		// not cascade into the rows that reference it).
+		{name: "runs may be interrupted", sql: `
+CREATE TABLE runs_new (
+	id           INTEGER PRIMARY KEY,
+	name         TEXT NOT NULL UNIQUE,
+	sweep        TEXT NOT NULL DEFAULT '',
+	variant      TEXT NOT NULL DEFAULT '',
+	config_yaml  TEXT NOT NULL DEFAULT '',
+	config_hash  TEXT NOT NULL DEFAULT '',
+	code_version TEXT NOT NULL DEFAULT '',
+	device       TEXT NOT NULL DEFAULT '',
+	seed         INTEGER NOT NULL DEFAULT 0,
+	tags         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags)),
+	status       TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+	error        TEXT NOT NULL DEFAULT '',
+	attempts     INTEGER NOT NULL DEFAULT 1,
+	started_at   TEXT NOT NULL,
+	finished_at  TEXT
+);
+INSERT INTO runs_new SELECT * FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_sweep_variant ON runs (sweep, variant);`},
 	}
 }
 
@@ -114,12 +139,26 @@ func schemaVersion(ctx context.Context, q interface {
 // write transaction. Because the transaction takes the write lock at BEGIN,
 // processes that open a fresh database at the same moment serialise here and
 // the later ones find the work done.
+//
+// It runs on one connection with foreign keys off (a pragma that cannot
+// change inside a transaction), so that a step rebuilding a table does not
+// cascade deletes into the tables that reference it, and checks the keys
+// before it commits.
 func migrate(ctx context.Context, db *sql.DB, target int) error {
 	steps := migrations()
 	if target > len(steps) {
 		return fmt.Errorf("migrate to %d: only %d migrations exist", target, len(steps))
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.ExecContext(ctx, "PRAGMA foreign_keys = ON")
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
@@ -137,6 +176,10 @@ func migrate(ctx context.Context, db *sql.DB, target int) error {
 		}
 	}
 	if cur < target {
+		var bad int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM pragma_foreign_key_check").Scan(&bad); err != nil || bad > 0 {
+			return fmt.Errorf("migrate: foreign keys broken after migration (%d rows, %v)", bad, err)
+		}
 		// PRAGMA takes no bound parameters; target is an int we control.
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", target)); err != nil {
 			return fmt.Errorf("set schema version %d: %w", target, err)

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,9 @@ const (
 	StatusRunning  Status = "running"
 	StatusFinished Status = "finished"
 	StatusFailed   Status = "failed"
+	// StatusInterrupted is a run stopped by a signal (its context
+	// cancelled) after checkpointing: started again, it resumes.
+	StatusInterrupted Status = "interrupted"
 )
 
 var (
@@ -122,7 +126,10 @@ func (s *Store) StartRun(info RunInfo) (id int64, resumed bool, err error) {
 // runErr's text) otherwise. A failed run is resumed by the next StartRun.
 func (s *Store) FinishRun(id int64, runErr error) error {
 	status, msg := StatusFinished, ""
-	if runErr != nil {
+	switch {
+	case errors.Is(runErr, context.Canceled):
+		status, msg = StatusInterrupted, runErr.Error()
+	case runErr != nil:
 		status, msg = StatusFailed, runErr.Error()
 	}
 	return s.withTx(fmt.Sprintf("finish run %d", id), func(tx *sql.Tx) error {

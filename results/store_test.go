@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -161,5 +162,52 @@ func TestConcurrentOpenOfFreshDB(t *testing.T) {
 	defer s.Close()
 	if got := count(t, s, `SELECT COUNT(*) FROM runs`); got != n {
 		t.Fatalf("%d runs, want %d", got, n)
+	}
+}
+
+// TestMigrationKeepsReferencingRows: rebuilding the runs table (migration
+// 5, the interrupted status) keeps every run and the metrics, evaluations,
+// samples and sequence bounds that reference it; afterwards a run stopped
+// by a cancelled context is recorded as interrupted and resumes.
+func TestMigrationKeepsReferencingRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db := rawDB(t, path)
+	if err := migrate(context.Background(), db, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO runs (id, name, status, started_at) VALUES (7, 'old', 'failed', '2024-01-01T00:00:00Z')`,
+		`INSERT INTO metrics (run_id, step, split, name, value, time) VALUES (7, 1, 'train', 'loss', 2.5, 0)`,
+		`INSERT INTO evaluations (run_id, task, metric, value, created_at) VALUES (7, 'valid', 'nll', 1.5, '2024-01-01T00:00:00Z')`,
+		`INSERT INTO samples (run_id, sampler, steps, idx, text) VALUES (7, 'ar', 1, 0, 'x')`,
+		`INSERT INTO sequence_bounds (run_id, task, fingerprint, k, nats, tokens, bytes) VALUES (7, 'valid', 'f', 1, '[1]', '[1]', '[1]')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, table := range []string{"runs", "metrics", "evaluations", "samples", "sequence_bounds"} {
+		if n := count(t, s, "SELECT COUNT(*) FROM "+table); n != 1 {
+			t.Errorf("%s: %d rows after the migration, want 1", table, n)
+		}
+	}
+	id, _, err := s.StartRun(RunInfo{Name: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(id, fmt.Errorf("train: interrupted after step 3: %w", context.Canceled)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.RunStatus("new"); st != StatusInterrupted {
+		t.Errorf("status %q, want interrupted", st)
+	}
+	if _, resumed, err := s.StartRun(RunInfo{Name: "new"}); err != nil || !resumed {
+		t.Errorf("interrupted run not resumed: %v, %v", resumed, err)
 	}
 }
