@@ -17,7 +17,7 @@ export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || 
 
 include data/data.mk
 
-.PHONY: setup apt torchprep run test vet bench bench-sample study study-text8 data clean-torch
+.PHONY: setup apt torchprep run test vet fuzz bench bench-sample study study-text8 data clean-torch
 
 setup: apt torchprep
 
@@ -49,6 +49,19 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -timeout 10m -tags slow -run 'TestSoakRSS|TestLargePresetParamCounts' -v ./train ./models
+	$(MAKE) --no-print-directory fuzz
+
+# Fuzz every reader of outside input for FUZZTIME each (their seeds also run
+# as plain tests above). A crasher lands in <pkg>/testdata/fuzz/: commit it
+# with its fix.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./experiments:FuzzConfig ./data:FuzzTokenCache ./data:FuzzJSONL ./data:FuzzParquet \
+	./checkpoint:FuzzOpen ./sampling:FuzzParseInfill
+fuzz: setup
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t##*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \
+	done
 
 bench-sample: setup
 	$(GO) test -count=1 -timeout 120m -tags slow -run TestBenchTable -v ./sampling

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -125,7 +126,7 @@ func (r *Reader) parseHeader(raw []byte) (int64, error) {
 		}
 		numel := int64(1)
 		for _, d := range e.Shape {
-			if d < 0 {
+			if d < 0 || (d > 0 && numel > math.MaxInt64/16/d) {
 				return 0, fmt.Errorf("corrupt header: tensor %s has shape %v", name, e.Shape)
 			}
 			numel *= d

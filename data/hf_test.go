@@ -25,7 +25,7 @@ type pqRow struct {
 
 // parquetBytes writes rows as a parquet file with small row groups, so
 // reading crosses row-group and page boundaries.
-func parquetBytes(t *testing.T, texts []*string) []byte {
+func parquetBytes(t testing.TB, texts []*string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := parquet.NewGenericWriter[pqRow](&b, parquet.MaxRowsPerRowGroup(7), parquet.PageBufferSize(512))

@@ -42,6 +42,11 @@ func Prefix(prompt []int, length int) (Template, error) {
 	return t, nil
 }
 
+// maxInfillTokens bounds the masked positions of a template: far beyond
+// any sequence a model samples, and a guard against "[MASK:999999999]"
+// allocating gigabytes.
+const maxInfillTokens = 1 << 16
+
 // ParseInfill reads an infilling prompt such as
 //
 //	She [MASK:4] the door and [MASK:5] into the dark.
@@ -50,9 +55,11 @@ func Prefix(prompt []int, length int) (Template, error) {
 // the spans is encoded with encode (the tokenizer, e.g. data.Vocab.Encode).
 // Spaces just before a span are dropped: in GPT-2's BPE a word carries its
 // leading space, so "She" + " closed" is how the text would have been
-// encoded, while "She " would end in a lone space token.
+// encoded, while "She " would end in a lone space token. At most
+// maxInfillTokens positions may be masked.
 func ParseInfill(text string, encode func(string) []int) (Template, error) {
 	var t Template
+	masked := 0
 	add := func(segment string) {
 		for _, tok := range encode(segment) {
 			t.Tokens = append(t.Tokens, tok)
@@ -73,6 +80,9 @@ func ParseInfill(text string, encode func(string) []int) (Template, error) {
 		k, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(span, "[MASK:"), "]"))
 		if !strings.HasPrefix(span, "[MASK:") || err != nil || k < 1 {
 			return Template{}, fmt.Errorf("infill: %q at byte %d: want [MASK:k] with k >= 1", span, offset+i)
+		}
+		if masked += k; masked > maxInfillTokens {
+			return Template{}, fmt.Errorf("infill: %q at byte %d: more than %d masked positions in all", span, offset+i, maxInfillTokens)
 		}
 		add(strings.TrimRight(rest[:i], " "))
 		for range k {
