@@ -91,14 +91,7 @@ func TestFillTimeMatchesMaskFraction(t *testing.T) {
 	torchx.Lock()
 	proc := forward.NewAbsorbing(3, forward.LogLinear{Eps: 1e-3})
 	var seen []float64
-	net := &toydist.TableNet{Out: 3, Fn: func(x []int64, sigma float64) [][]float64 {
-		seen = append(seen, sigma)
-		out := make([][]float64, len(x))
-		for i := range out {
-			out[i] = []float64{0, 0.5, 1}
-		}
-		return out
-	}}
+	net := toydist.SigmaRecorder(3, &seen)
 	m := Model{Net: net, Objective: objective(t, "d3pm", proc, 3, func(c *losses.Config) { c.Steps = 16 }), Process: proc, SeqLen: 4}
 	if _, err := fillSpans(m, []span{{ids: []int{0, 1, 2, 0}, start: 1, k: 2}}); err != nil {
 		t.Fatal(err)

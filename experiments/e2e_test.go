@@ -278,24 +278,32 @@ func finishedRuns(t *testing.T, db string) int {
 
 // evaluationCounts maps each finished run to its number of evaluation rows.
 func evaluationCounts(t *testing.T, db string) map[string]int {
+	out := map[string]int{}
+	forEvaluations(t, db, results.RunFilter{Status: []results.Status{results.StatusFinished}}, func(r results.Run, evs []results.Evaluation) {
+		out[r.Name] = len(evs)
+	})
+	return out
+}
+
+// forEvaluations calls fn with the evaluations of every run matching f.
+func forEvaluations(t *testing.T, db string, f results.RunFilter, fn func(results.Run, []results.Evaluation)) {
+	t.Helper()
 	store, err := results.Open(db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	runs, err := store.Runs(results.RunFilter{Status: []results.Status{results.StatusFinished}})
+	runs, err := store.Runs(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
 	for _, r := range runs {
 		evs, err := store.Evaluations([]int64{r.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[r.Name] = len(evs)
+		fn(r, evs)
 	}
-	return out
 }
 
 // TestCharSweepEndToEnd: a character-level (text8-normalised) sweep records
@@ -317,27 +325,14 @@ func TestCharSweepEndToEnd(t *testing.T) {
 	runCmd(t, bin, "-cfg", cfg, "-parallel", "2")
 	db := filepath.Join(dir, "results.db")
 	values := func() map[string]float64 {
-		store, err := results.Open(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		runs, err := store.Runs(results.RunFilter{Sweep: "e2e"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[string]float64{}
-		for _, r := range runs {
-			evs, err := store.Evaluations([]int64{r.ID})
-			if err != nil {
-				t.Fatal(err)
-			}
+		forEvaluations(t, db, results.RunFilter{Sweep: "e2e"}, func(r results.Run, evs []results.Evaluation) {
 			for _, e := range evs {
-				if e.Params == nil || len(e.Params) == 0 {
+				if len(e.Params) == 0 {
 					out[r.Variant+" "+e.Task+"/"+e.Metric] = e.Value
 				}
 			}
-		}
+		})
 		return out
 	}
 	first := values()

@@ -83,7 +83,7 @@ func WritePlots(s *Store, f RunFilter, dir string, opts PlotOptions) ([]string, 
 	figs = append(figs, ppl...)
 	gen, errGen := stepsFigure(table, styles, "gen_ppl_vs_steps", MetricGenPPL, "Generative perplexity", "generative perplexity")
 	ent, errEnt := stepsFigure(table, styles, "entropy_vs_steps", MetricEntropy, "Unigram entropy of samples", "entropy (nats)")
-	acc, errAcc := accuracyFigure(table)
+	acc, errAcc := accuracyFigure(table, styles)
 	tps, errTPS := stepsFigure(table, styles, "tokens_per_s_vs_steps", MetricTokensPerS, "Sampling throughput", "tokens / s")
 	if err := errors.Join(errGen, errEnt, errAcc, errTPS); err != nil {
 		return nil, fmt.Errorf("plots: %w", err)

@@ -321,14 +321,7 @@ func TestConfidenceTimeMatchesMaskFraction(t *testing.T) {
 	sched := forward.LogLinear{Eps: 1e-3}
 	proc := forward.NewAbsorbing(3, sched)
 	var seen []float64
-	net := &toydist.TableNet{Out: 3, Fn: func(x []int64, sigma float64) [][]float64 {
-		seen = append(seen, sigma)
-		out := make([][]float64, len(x))
-		for i := range out {
-			out[i] = []float64{0, 0.5, 1}
-		}
-		return out
-	}}
+	net := toydist.SigmaRecorder(3, &seen)
 	generate(t, "confidence", DefaultConfig(), proc, Net{Model: net, Objective: objective(t, "d3pm", proc, 3)},
 		Request{N: 1, Len: 6, Steps: 3, Temperature: 1, TopP: 1, Seed: 1})
 	want := []float64{sched.Sigma(1), -math.Log(1 - 4.0/6), -math.Log(1 - 2.0/6)}
@@ -384,14 +377,9 @@ func TestBlockConventions(t *testing.T) {
 		{"full", "per_block", 8, []int{16, 16, 16, 16, 16, 16, 16, 16}},
 	} {
 		var lens []int
+		var seen []float64
 		futureMasked := true
-		net := &toydist.TableNet{Out: 3, Fn: func(x []int64, _ float64) [][]float64 {
-			out := make([][]float64, len(x))
-			for i := range out {
-				out[i] = []float64{0, 0.5, 1}
-			}
-			return out
-		}}
+		net := toydist.SigmaRecorder(3, &seen)
 		wrapped := &spyNet{inner: net, onForward: func(x []int64) {
 			lens = append(lens, len(x))
 			// While the first block is open (some of 0..7 masked), 8..15 must all be masked.

@@ -235,3 +235,21 @@ func Logs(p [][]float64) [][]float64 {
 	}
 	return out
 }
+
+// SigmaRecorder is a network of out fixed, distinct logits at every
+// position that appends the noise level of each call it computes to seen:
+// what a test needs to check the time input a sampler gives. (TableNet
+// memoises inputs, so a repeated input is not recorded twice.)
+func SigmaRecorder(out int, seen *[]float64) *TableNet {
+	return &TableNet{Out: out, Fn: func(x []int64, sigma float64) [][]float64 {
+		*seen = append(*seen, sigma)
+		rows := make([][]float64, len(x))
+		for i := range rows {
+			rows[i] = make([]float64, out)
+			for v := range rows[i] {
+				rows[i][v] = 0.5 * float64(v)
+			}
+		}
+		return rows
+	}}
+}

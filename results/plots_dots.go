@@ -7,7 +7,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -130,10 +129,10 @@ func dotFigure(t *Table, col int, styles map[string]variantStyle, level float64,
 
 // accuracyFigure draws LAMBADA accuracy per variant. With several lambada
 // accuracy columns (different params) the first in table order is drawn.
-func accuracyFigure(t *Table) (figure, error) {
+func accuracyFigure(t *Table, styles map[string]variantStyle) (figure, error) {
 	for i, c := range t.Columns {
 		if c.Task == TaskLAMBADA && c.Metric == MetricAccuracy {
-			return barFigure(t, i, "lambada_accuracy", "LAMBADA last-word accuracy", "accuracy")
+			return dotFigure(t, i, styles, math.NaN(), "lambada_accuracy", "LAMBADA last-word accuracy", "accuracy")
 		}
 	}
 	return figure{name: "lambada_accuracy", skip: "no " + TaskLAMBADA + "/" + MetricAccuracy + " evaluation"}, nil
@@ -155,53 +154,4 @@ func columnSlug(c Column) string {
 type errPoints struct {
 	plotter.XYs
 	plotter.YErrors
-}
-
-// barFigure draws column col of the table as one bar per variant with an
-// error bar of the cell's ±. Variants without a finite value are left out.
-func barFigure(t *Table, col int, name, title, ylabel string) (figure, error) {
-	var names []string
-	var vals plotter.Values
-	var pts errPoints
-	for _, r := range t.Rows {
-		c := r.Cells[col]
-		if !c.OK || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
-			continue
-		}
-		x := float64(len(vals))
-		names = append(names, r.Variant)
-		vals = append(vals, c.Value)
-		if e := c.Err; e > 0 && !math.IsInf(e, 0) {
-			pts.XYs = append(pts.XYs, plotter.XY{X: x, Y: c.Value})
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: e, High: e})
-		}
-	}
-	if len(vals) == 0 {
-		return figure{name: name, skip: fmt.Sprintf("no finite value of %s", t.Columns[col].Label())}, nil
-	}
-	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = ylabel
-	bars, err := plotter.NewBarChart(vals, vg.Points(min(40, 300/float64(len(vals)))))
-	if err != nil {
-		return figure{}, fmt.Errorf("%s bars: %w", name, err)
-	}
-	bars.Color = plotutil.Color(0)
-	bars.LineStyle.Width = 0
-	p.Add(bars)
-	if len(pts.XYs) > 0 {
-		eb, err := plotter.NewYErrorBars(pts)
-		if err != nil {
-			return figure{}, fmt.Errorf("%s error bars: %w", name, err)
-		}
-		eb.LineStyle.Width = 1.2
-		p.Add(eb)
-	}
-	p.NominalX(names...)
-	p.X.Min, p.X.Max = -0.75, float64(len(names))-0.25 // keep edge bars off the frame
-	if len(names) > 4 {
-		p.X.Tick.Label.Rotation = math.Pi / 6
-		p.X.Tick.Label.XAlign = draw.XRight // the label ends under its bar
-	}
-	return figure{name: name, plot: p}, nil
 }
