@@ -88,6 +88,12 @@ func Load(path string, sets []string, dst Validator) (Loaded, error) {
 		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil {
 			return Loaded{}, fmt.Errorf("-set %s: value %q: %w", key, val, err)
 		}
+		if parsed == nil {
+			// "key=" (or "key=~") means the empty value: YAML reads it as
+			// null, which viper would take as "not set" and keep the
+			// default (eval.ar_reference= silently kept its path).
+			parsed = ""
+		}
 		if err := schema.checkKey(strings.ToLower(key)); err != nil {
 			return Loaded{}, fmt.Errorf("-set %s: %w", key, err)
 		}

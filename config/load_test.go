@@ -77,6 +77,13 @@ func TestLoad(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "empty set clears a string", yaml: "device: cuda\n", sets: []string{"device="}, check: func(c *testCfg) string {
+			if c.Device != "" {
+				return fmt.Sprintf("device %q after device=, want empty", c.Device)
+			}
+			return ""
+		}},
+		{name: "empty set of a number", sets: []string{"train.steps="}, err: `train.steps: want an integer, got "" (a string)`},
 		{name: "open map accepts any sub-key", yaml: "process:\n  grid:\n    anything: 1\n"},
 		{name: "unknown key with suggestion", yaml: "train:\n  setps: 5\n", err: `unknown key "train.setps" (did you mean "train.steps"?)`},
 		{name: "key in the wrong section", yaml: "steps: 5\n", err: `unknown key "steps" (did you mean "train.steps"?)`},
