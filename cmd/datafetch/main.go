@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 func main() {
