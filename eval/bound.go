@@ -128,7 +128,7 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, prog.done, err)
 		}
 		if prog.done == 0 {
-			prog.total = expectedBatches(batches, b.B, cfg.MaxBatches)
+			prog.setTotal(expectedBatches(batches, b.B, cfg.MaxBatches))
 		}
 		draws, err := mode.batch(m, b, rng)
 		if err != nil {

@@ -91,7 +91,7 @@ func (k *block) windowChain(c *chain, lo, start, hi, end int64, steps int) *chai
 	for p := lo; p < end; p++ {
 		flags[p-lo] = p < start || p >= hi || c.isGiven(int(p))
 	}
-	w := &chain{b: c.b, l: n, steps: steps, fixed: flags, pending: c.pending, temp: c.temp, topP: c.topP, topPRule: c.topPRule, device: c.device}
+	w := &chain{b: c.b, l: n, steps: steps, fixed: flags, pending: c.pending, temp: c.temp, topP: c.topP, topPRule: c.topPRule, device: c.device, tick: c.tick}
 	w.x = ts.MustFull([]int64{c.b, n}, ts.IntScalar(c.pending), gotch.Int64, c.device)
 	w.tokens = c.x.MustNarrow(1, lo, n, false).MustAddScalar(ts.IntScalar(0), true)
 	w.given = ts.MustOfSlice(flags).MustView([]int64{1, n}, true).MustTo(c.device, true).MustExpand([]int64{c.b, n}, false, true)

@@ -24,6 +24,7 @@ type chain struct {
 	topPRule string
 	device   gotch.Device
 	calls    int
+	tick     func()                        // after every network call (a progress bar); nil for none
 	watch    func(x *ts.Tensor, calls int) // sees the start and every step; nil when not recording
 }
 
@@ -111,6 +112,9 @@ type counted struct {
 
 func (n counted) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
 	n.c.calls++
+	if n.c.tick != nil {
+		n.c.tick()
+	}
 	var out *ts.Tensor
 	torchx.NoGrad(func() { out = n.m.Forward(x, sigma, false) })
 	return out

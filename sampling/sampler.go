@@ -13,6 +13,7 @@ package sampling
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/models"
+	meter "github.com/dlmlab/difflm/progress"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -233,12 +235,21 @@ func (s *sampler) Generate(ctx context.Context, req Request) (Result, error) {
 	torchx.Seed(req.Seed)
 	var res Result
 	var rec *recording
+	// One tick per network call; T per batch (its length for ar) is what
+	// most samplers take.
+	per := req.Steps
+	if !s.steps {
+		per = req.Len
+	}
+	bar := meter.New(os.Stderr, "sample "+s.name, per*((req.N+s.batch-1)/s.batch), 0, nil)
+	defer bar.Finish()
 	if req.Recorder != nil {
 		rec = newRecording(*req.Recorder, s.pending)
 	}
 	for done := 0; done < req.N; {
 		b := min(s.batch, req.N-done)
 		c := newChain(b, req, s.device, s.pending)
+		c.tick = func() { bar.Add(1, "") }
 		if done == 0 && rec != nil {
 			c.watch = rec.observe
 		}

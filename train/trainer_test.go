@@ -281,11 +281,10 @@ func TestProgressPlainLines(t *testing.T) {
 	if buf.String() != want {
 		t.Errorf("progress wrote\n%q\nwant\n%q", buf.String(), want)
 	}
-	// On a terminal the same state carries a bar.
+	// On a terminal the bar (package progress) carries the same detail.
 	p.lossSum, p.lossN = 6, 2
-	bar := "step 5/10 [############............]  50% loss 3.0000 lr 1.00e-03 200 tok/s ETA 5s"
-	if got := p.line(5, 1e-3, t0.Add(5*time.Second), true); got != bar {
-		t.Errorf("terminal line\n%q\nwant\n%q", got, bar)
+	if got, want := p.detail(1e-3, t0.Add(5*time.Second)), "loss 3.0000 lr 1.00e-03 200 tok/s"; got != want {
+		t.Errorf("terminal detail %q, want %q", got, want)
 	}
 }
 
