@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -250,6 +251,12 @@ func pairedSection(store *results.Store, runs []results.Run, cfg *Config) (strin
 	var text, md strings.Builder
 	for _, task := range []string{results.TaskValid, "test"} {
 		diffs, err := results.Paired(store, done, cfg.Report.Reference, task, unit)
+		if errors.Is(err, results.ErrNoReference) {
+			note := fmt.Sprintf("\nNo paired comparison on %s yet: no finished run of %s (report.reference) has per-sequence bounds.\n", task, cfg.Report.Reference)
+			text.WriteString(note)
+			md.WriteString(note)
+			continue
+		}
 		if err != nil {
 			return "", "", fmt.Errorf("report.reference: %w", err)
 		}

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -13,6 +14,10 @@ const (
 	UnitNats = "nats/token"
 	UnitBPC  = "bpc" // bits per character (per UTF-8 byte for BPE)
 )
+
+// ErrNoReference reports a reference variant with nothing to compare
+// against yet (no finished run with per-sequence bounds).
+var ErrNoReference = errors.New("no reference bounds")
 
 // SignificanceZ is the two-sided 95% normal quantile: a difference is
 // marked significant when its interval Diff ± 1.96·Stderr excludes 0.
@@ -81,7 +86,7 @@ func Paired(s *Store, runs []Run, reference, task, unit string) ([]PairedDiff, e
 	}
 	ref := bySeed[reference]
 	if len(ref) == 0 {
-		return nil, fmt.Errorf("paired: reference variant %q has no per-sequence bounds on %s (report.reference; run -mode eval on it)", reference, task)
+		return nil, fmt.Errorf("paired: reference variant %q has no per-sequence bounds on %s (report.reference; run -mode eval on it): %w", reference, task, ErrNoReference)
 	}
 	var fp string
 	for _, q := range ref {
