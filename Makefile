@@ -80,7 +80,7 @@ study: setup
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode report -doc docs/study-cpu.md -out docs/study-cpu
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode plot -out docs/study-cpu
 
-# The character-level study (docs/study-text8.md): about 2 h 15 min on 2 cores.
+# The character-level study (docs/study-text8.md): about 3 h 30 min on 2 cores.
 study-text8: setup
 	$(GO) run ./experiments -cfg study-text8.yaml
 	$(GO) run ./experiments -cfg study-text8.yaml -mode report -doc docs/study-text8.md -out docs/study-text8
