@@ -32,12 +32,15 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 	if ecfg.MaxBatches == 0 || ecfg.MaxBatches > 4 {
 		ecfg.MaxBatches = 4
 	}
+	// Built once: the byte lengths of a full GPT-2 vocabulary take 50k
+	// decodes, not something to repeat at every evaluation.
+	em := m.evalModel(cfg, corpus.Vocab)
 	return func(step int) (map[string]float64, error) {
 		batches, err := corpus.EvalBatches(corpus.Valid, ecfg.BatchSize)
 		if err != nil {
 			return nil, err
 		}
-		r, err := eval.Bound(context.Background(), m.evalModel(cfg, corpus.Vocab), ecfg, results.TaskValid, batches)
+		r, err := eval.Bound(context.Background(), em, ecfg, results.TaskValid, batches)
 		if err != nil {
 			return nil, err
 		}
