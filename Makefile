@@ -6,7 +6,8 @@
 
 SHELL := /bin/bash
 GO ?= go
-CFG ?= absorbing
+# make run CFG=study-text8 runs a named config instead of the built-in default.
+CFG ?=
 ARGS ?=
 # python3-torch is Debian's PyTorch on the same libtorch: the peer that the tests and
 # `make bench` compare the Go model and training step against.
@@ -35,7 +36,7 @@ torchprep:
 	@GOWORK=off $(GO) run ./tools/torchprep
 
 run: setup
-	$(GO) run ./experiments -cfg $(CFG) $(ARGS)
+	$(GO) run ./experiments $(if $(CFG),-cfg $(CFG)) $(ARGS)
 
 vet: setup
 	$(GO) vet ./...

@@ -112,6 +112,7 @@ func Load(path string, sets []string, dst Validator) (Loaded, error) {
 	err := v.Unmarshal(dst, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 		dc.WeaklyTypedInput = false
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(dc.DecodeHook, autoIntHook)
 	})
 	if err != nil {
 		return Loaded{}, fmt.Errorf("config %s: %w", where, err)

@@ -174,6 +174,9 @@ func (s schema) checkType(key string, val any) error {
 }
 
 func fits(t reflect.Type, val any) error {
+	if t == autoIntType {
+		return fitsAutoInt(val)
+	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -242,6 +245,14 @@ func toMap(v reflect.Value) any {
 			return nil
 		}
 		v = v.Elem()
+	}
+	if v.Type() == autoIntType {
+		// A count is written as the integer it is, so the dump reads like
+		// the file a user writes and loads back.
+		if n, auto, err := AutoInt(v.String()).Value(); err == nil && !auto {
+			return n
+		}
+		return v.String()
 	}
 	if v.Kind() != reflect.Struct {
 		return v.Interface()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"runtime"
 
 	gobench "github.com/dlmlab/difflm/bench"
 	"github.com/dlmlab/difflm/data"
@@ -12,19 +11,17 @@ import (
 
 // bench prints the Go-vs-PyTorch training speed table (issue 4) for the
 // config's objective, model dropout, schedule and optimizer: see package
-// bench. Both sides get the run-wide threads, or every core when it is 0,
-// so that the count is explicit on both.
+// bench. Both sides get the run-wide threads (auto: the usable CPUs), so
+// that the count is explicit on both.
 func bench(ctx context.Context, cfg *Config, o options) error {
 	torchx.Lock()
-	threads := cfg.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
+	threads := cfg.Train.Threads
 	// V as the data pipeline makes it (data.vocab_size kept ids plus EOS
-	// and UNK, or all of GPT-2's), without reading a corpus.
+	// and UNK; all of a char, bytes or untrimmed GPT-2 vocabulary), without
+	// reading a corpus.
 	vocab := cfg.Data.VocabSize + 2
-	if cfg.Data.VocabSize == 0 {
-		v, err := data.GPT2Vocab()
+	if cfg.Data.VocabSize == 0 || cfg.Data.Tokenizer != data.TokGPT2 {
+		v, err := data.NewVocab(cfg.Data.Tokenizer, cfg.Data.Normalize)
 		if err != nil {
 			return err
 		}

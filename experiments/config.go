@@ -12,6 +12,7 @@ import (
 	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/models"
 	"github.com/dlmlab/difflm/sampling"
+	"github.com/dlmlab/difflm/torchx"
 	"github.com/dlmlab/difflm/train"
 )
 
@@ -29,8 +30,10 @@ type Config struct {
 	DB string `mapstructure:"db"`
 	// Device is auto | cpu | cuda | cuda:N.
 	Device string `mapstructure:"device"`
-	// Threads is libtorch's intra-op thread count (0 = its default).
-	Threads int `mapstructure:"threads"`
+	// Threads is libtorch's intra-op thread count: auto (the default) is
+	// the CPUs this process may use (torchx.UsableCPUs), divided among the
+	// runs a sweep starts at once.
+	Threads config.AutoInt `mapstructure:"threads"`
 	// Seed seeds initialisation, noise and sampling (data.seed, which fixes
 	// the split, is separate so seeds of a sweep share one split).
 	Seed uint64 `mapstructure:"seed"`
@@ -63,6 +66,7 @@ func DefaultConfig() *Config {
 		OutDir:    "runs",
 		DB:        "results.db",
 		Device:    "auto",
+		Threads:   config.Auto,
 		Seed:      1,
 		Data:      data.DefaultConfig(),
 		Model:     models.DefaultConfig(),
@@ -72,15 +76,27 @@ func DefaultConfig() *Config {
 		Eval:      eval.DefaultConfig(),
 		Sampling:  sampling.DefaultConfig(),
 	}
+	// The built-in default is the first ten minutes of a new user: a few
+	// minutes on 2 cores that end with a model clearly better than the
+	// unigram baseline and text crystallising from masks. Character level
+	// (text8's 27 symbols) because there a 0.8M-parameter model leaves the
+	// unigram plateau within a few hundred steps; with BPE it would not
+	// (docs/study-cpu.md). The longer BPE run that was the default is
+	// configs/shakespeare-bpe.yaml.
 	c.Data.Train = []string{"tinyshakespeare/input.txt"}
 	c.Data.DocSplit = "paragraph"
-	c.Data.VocabSize = 4096
-	c.Model.Preset = "small-cpu"
-	c.Train.Steps, c.Train.Warmup, c.Train.LR, c.Train.Schedule = 1500, 100, 1e-3, "cosine"
-	c.Train.CkptEvery, c.Train.EvalEvery = 250, 250
-	c.Eval.TDraws, c.Eval.MaxBatches = 4, 20
-	c.Eval.Lambada, c.Eval.LambadaLimit = "lambada/lambada_test.jsonl", 500
-	c.Eval.GenSteps, c.Eval.GenSamples = []int{16, 64, 128}, 8
+	c.Data.Tokenizer, c.Data.Normalize, c.Data.VocabSize = data.TokChar, "text8", 0
+	c.Data.SeqLen = 128
+	c.Model.Preset, c.Model.Dropout = "tiny", 0
+	c.Train.Steps, c.Train.BatchSize, c.Train.Warmup, c.Train.LR, c.Train.Schedule = 600, 32, 30, 2e-3, "cosine"
+	// Horizon ~50 steps: the package default 0.995 would still hold
+	// 0.995^600 = 5% of the random initial weights at the end.
+	c.Train.EMA = 0.98
+	c.Train.CkptEvery, c.Train.EvalEvery = 100, 100
+	c.Eval.TDraws, c.Eval.MaxBatches = 2, 8
+	c.Eval.Lambada = "" // LAMBADA's last word is far beyond a few minutes of character-level training
+	c.Eval.GenSteps, c.Eval.GenSamples = []int{32, 128}, 8
+	c.Sampling.Steps = 128
 	return c
 }
 
@@ -94,8 +110,8 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"auto", "cpu", "cuda"}, c.Device) && !validCudaIndex(c.Device) {
 		errs = append(errs, fmt.Errorf("device: %q is not one of auto|cpu|cuda|cuda:N", c.Device))
 	}
-	if c.Threads < 0 {
-		errs = append(errs, fmt.Errorf("threads: %d is negative", c.Threads))
+	if _, _, err := c.Threads.Value(); err != nil {
+		errs = append(errs, fmt.Errorf("threads: %w", err))
 	}
 	c.syncRunKeys()
 	for _, v := range []config.Validator{c.Data, c.Process, c.Objective, c.Train, c.Eval, c.Sampling, c.Sweep} {
@@ -119,8 +135,17 @@ func (c *Config) Validate() error {
 // so there is one place in YAML to set each.
 func (c *Config) syncRunKeys() {
 	c.Train.Device = c.Device
-	c.Train.Threads = c.Threads
+	c.Train.Threads = c.threadCount(1)
 	c.Train.Seed = c.Seed
+}
+
+// threadCount resolves threads for one of parallel runs going at once.
+func (c *Config) threadCount(parallel int) int {
+	n, auto, err := c.Threads.Value()
+	if err != nil || auto {
+		return max(1, torchx.UsableCPUs()/max(1, parallel))
+	}
+	return n
 }
 
 func validCudaIndex(s string) bool {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,7 +11,7 @@ import (
 // The real experiment config: every shipped config loads, and the errors a
 // user meets name the key.
 func TestShippedConfigsLoad(t *testing.T) {
-	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar", "study-cpu", "owt-small"} {
+	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar", "study-cpu", "study-text8", "owt-small", "shakespeare-bpe"} {
 		t.Run(name, func(t *testing.T) {
 			withConfigsDir(t)
 			cfg, loaded, err := loadConfig(name+".yaml", nil)
@@ -51,6 +53,11 @@ func TestSweepPlan(t *testing.T) {
 	if len(plan) != 8 {
 		t.Fatalf("%d runs, want 2 variants × 2 lr × 2 seeds = 8", len(plan))
 	}
+	for i, r := range plan {
+		if want := int64(1 + i/4); r.Seed != want {
+			t.Errorf("run %d %s: seed %d, want %d (all first seeds before second seeds)", i, r.Name, r.Seed, want)
+		}
+	}
 	first := plan[0]
 	if first.Name != "st/ar,train.lr=0.001/seed1" || first.Variant != "ar,train.lr=0.001" {
 		t.Errorf("first run %+v", first)
@@ -82,7 +89,8 @@ func TestSweepWaves(t *testing.T) {
 	for _, r := range s.Plan() {
 		got = append(got, fmt.Sprintf("%s@%d", r.Name, r.Wave))
 	}
-	want := "st/mdlm/seed1@0 st/mdlm/seed2@0 st/ar/seed1@0 st/ar/seed2@0 st/emb/seed1@1 st/emb/seed2@1 st/late/seed1@2 st/late/seed2@2"
+	// Within a wave, every variant's first seed before any second seed.
+	want := "st/mdlm/seed1@0 st/ar/seed1@0 st/mdlm/seed2@0 st/ar/seed2@0 st/emb/seed1@1 st/emb/seed2@1 st/late/seed1@2 st/late/seed2@2"
 	if strings.Join(got, " ") != want {
 		t.Errorf("plan\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
@@ -105,4 +113,41 @@ func TestSweepWaves(t *testing.T) {
 func withConfigsDir(t *testing.T) {
 	t.Helper()
 	t.Chdir("..")
+}
+
+// TestCheckDependencies: a finished run that later waves wait for must
+// still have its weights; a run nobody waits for, or one still to do,
+// need not.
+func TestCheckDependencies(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.OutDir = dir
+	cfg.Sweep = SweepConfig{Name: "st", Seeds: []int64{1}, Variants: []Variant{
+		{Name: "ar"}, {Name: "mdlm"}, {Name: "emb", After: []string{"ar"}}}}
+	plan := cfg.Sweep.Plan()
+	byName := map[string]PlannedRun{}
+	for _, r := range plan {
+		byName[r.Name] = r
+	}
+	emb, ar := byName["st/emb/seed1"], byName["st/ar/seed1"]
+	if err := checkDependencies(cfg, plan, []PlannedRun{ar, emb}); err != nil {
+		t.Errorf("ar still to do: %v", err)
+	}
+	if err := checkDependencies(cfg, plan, nil); err != nil {
+		t.Errorf("nothing to do: %v", err)
+	}
+	err := checkDependencies(cfg, plan, []PlannedRun{emb})
+	want := filepath.Join(dir, "st", "ar", "seed1", "model.safetensors")
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "st/emb/seed1 waits") {
+		t.Fatalf("finished ar without weights: %v, want it to name %s", err, want)
+	}
+	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDependencies(cfg, plan, []PlannedRun{emb}); err != nil {
+		t.Errorf("weights present: %v", err)
+	}
 }

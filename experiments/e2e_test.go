@@ -56,6 +56,7 @@ data:
   dir: ` + dataDir(t) + `
   train: [tinyshakespeare/input.txt]
   seq_len: 32
+  tokenizer: gpt2
   vocab_size: 256
   cache_dir: ` + filepath.Join(dir, "cache") + `
 model:
@@ -71,6 +72,7 @@ eval:
   t_draws: 2
   batch_size: 4
   max_batches: 2
+  lambada: lambada/lambada_test.jsonl
   lambada_limit: 4
   zero_shot: []
   gen_steps: [4, 8]
@@ -318,7 +320,7 @@ func TestCharSweepEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	char := strings.Replace(string(text), "  vocab_size: 256\n", "  tokenizer: char\n", 1) + "report:\n  reference: mdlm\n"
+	char := strings.Replace(string(text), "  tokenizer: gpt2\n  vocab_size: 256\n", "  tokenizer: char\n", 1) + "report:\n  reference: mdlm\n"
 	if err := os.WriteFile(cfg, []byte(char), 0o644); err != nil {
 		t.Fatal(err)
 	}

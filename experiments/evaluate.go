@@ -139,10 +139,11 @@ const selfReference = "self"
 // eval.gen_steps, scores them (generative perplexity under the AR
 // reference when one is named, entropy, distinct-n) and records samples
 // and scores. The first sequence's filmstrip at the largest step count is
-// written to the run folder as text and PNG.
-func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
+// written to the run folder as text and PNG; the samples and filmstrip of
+// that step count are returned for the run's summary.
+func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) (*genOutcome, error) {
 	if cfg.Eval.GenSamples == 0 || len(cfg.Eval.GenSteps) == 0 {
-		return nil
+		return nil, nil
 	}
 	name := cfg.Eval.GenSampler
 	if name == "" {
@@ -153,7 +154,7 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 	}
 	smp, err := sampling.New(name, cfg.Sampling, m.proc, sampling.Net{Model: m.net, Objective: m.obj, Device: m.dev})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var ref *eval.Reference
 	switch cfg.Eval.ARReference {
@@ -161,13 +162,13 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 	case selfReference:
 		mcfg, err := cfg.Model.Resolve()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ref = &eval.Reference{Net: m.net, Vocab: corpus.Vocab.Size(), EOS: corpus.Vocab.EOS(), MaxLen: mcfg.MaxLen, Device: m.dev}
 	default:
 		ref, err = eval.LoadReference(cfg.Eval.ARReference, corpus.Vocab, m.dev)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer ref.Close()
 	}
@@ -175,6 +176,7 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 	if name == "ar" {
 		steps = steps[:1] // ar takes one step per token whatever T says
 	}
+	var last *genOutcome
 	for i, T := range steps {
 		req := cfg.Sampling.Request(cfg.Data.SeqLen, int64(cfg.Seed)+int64(T))
 		req.N, req.Steps = cfg.Eval.GenSamples, T
@@ -183,11 +185,11 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		}
 		res, err := smp.Generate(ctx, req)
 		if err != nil {
-			return fmt.Errorf("sample %s T=%d: %w", name, T, err)
+			return nil, fmt.Errorf("sample %s T=%d: %w", name, T, err)
 		}
 		g, err := eval.ScoreSamples(ref, res, cfg.Eval.BatchSize)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		evs := g.Evaluations(name, T)
 		samples := make([]results.Sample, len(res.Tokens))
@@ -199,20 +201,24 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 			evs[k].RunID = runID
 		}
 		if err := store.AddEvaluations(evs); err != nil {
-			return err
+			return nil, err
 		}
 		if err := store.AddSamples(samples); err != nil {
-			return err
+			return nil, err
 		}
 		slog.Info("samples", "sampler", name, "steps", T, "n", len(res.Tokens), "gen_ppl", g.GenPPL,
 			"entropy", g.Entropy, "model_calls", res.ModelCalls, "tokens_per_s", g.TokensPerS)
+		last = &genOutcome{sampler: name, steps: T, film: res.Filmstrip}
+		for _, sm := range samples {
+			last.texts = append(last.texts, sm.Text)
+		}
 		if res.Filmstrip != nil {
 			if err := writeFilmstrip(runDir(cfg), fmt.Sprintf("filmstrip-%s-T%d", name, T), res.Filmstrip, corpus.Vocab); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return last, nil
 }
 
 // sampleMeta is what a sample row records of how it was made: the sampling

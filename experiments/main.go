@@ -51,6 +51,7 @@ type options struct {
 var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench"}
 
 func main() {
+	ensureOMPPolicy()
 	var o options
 	flag.StringVar(&o.cfg, "cfg", "", "config: a path, or a bare name found in configs/ (default: the built-in default)")
 	flag.StringVar(&o.mode, "mode", "run", "one of "+strings.Join(modes, ", "))

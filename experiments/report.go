@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,52 +53,60 @@ func report(cfg *Config, o options) error {
 		return err
 	}
 	defer store.Close()
-	filter := results.RunFilter{Sweep: reportSweep(cfg, o)}
-	tab, err := results.Report(store, filter, headline(cfg))
+	path, err := writeReport(store, cfg, results.RunFilter{Sweep: reportSweep(cfg, o)}, reportDir(cfg, o), o.doc, os.Stdout)
 	if err != nil {
-		return err
-	}
-	runs, err := store.Runs(filter)
-	if err != nil {
-		return err
-	}
-	if err := tab.WriteText(os.Stdout); err != nil {
-		return err
-	}
-	var md bytes.Buffer
-	if err := tab.WriteMarkdown(&md); err != nil {
-		return err
-	}
-	unk, err := corpusNotes(store, runs)
-	if err != nil {
-		return err
-	}
-	md.WriteString("\n" + runCosts(runs) + unk)
-	fmt.Print("\n" + runCosts(runs) + unk)
-	if cfg.Report.Reference != "" {
-		text, mdp, err := pairedSection(store, runs, cfg)
-		if err != nil {
-			return err
-		}
-		fmt.Print(text)
-		md.WriteString(mdp)
-	}
-	if o.doc != "" {
-		if err := spliceDoc(o.doc, md.String()); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "updated", o.doc)
-	}
-	dir := reportDir(cfg, o)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "report.md")
-	if err := os.WriteFile(path, md.Bytes(), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "wrote", path)
 	return nil
+}
+
+// writeReport writes dir/report.md for the runs of filter (and, when doc
+// is set, that document's generated block), printing the same to out.
+func writeReport(store *results.Store, cfg *Config, filter results.RunFilter, dir, doc string, out io.Writer) (string, error) {
+	tab, err := results.Report(store, filter, headline(cfg))
+	if err != nil {
+		return "", err
+	}
+	runs, err := store.Runs(filter)
+	if err != nil {
+		return "", err
+	}
+	if err := tab.WriteText(out); err != nil {
+		return "", err
+	}
+	var md bytes.Buffer
+	if err := tab.WriteMarkdown(&md); err != nil {
+		return "", err
+	}
+	unk, err := corpusNotes(store, runs)
+	if err != nil {
+		return "", err
+	}
+	md.WriteString("\n" + runCosts(runs) + unk)
+	fmt.Fprint(out, "\n"+runCosts(runs)+unk)
+	if cfg.Report.Reference != "" {
+		text, mdp, err := pairedSection(store, runs, cfg)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(out, text)
+		md.WriteString(mdp)
+	}
+	if doc != "" {
+		if err := spliceDoc(doc, md.String()); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(os.Stderr, "updated", doc)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "report.md")
+	if err := os.WriteFile(path, md.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // runCosts says how many runs the table covers, how long they took (mean

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/dlmlab/difflm/checkpoint"
 	"github.com/dlmlab/difflm/config"
@@ -43,6 +44,7 @@ func dbPath(cfg *Config) string {
 // method have loaded, so bad input records nothing, and is marked finished
 // or failed at the end, so a sweep can tell what is left to do.
 func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o options, stages stage) (err error) {
+	began := time.Now()
 	torchx.Lock()
 	dir := runDir(cfg)
 	lock, err := lockRun(dir, cfg.Name)
@@ -54,7 +56,7 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	if err != nil {
 		return usageError{fmt.Errorf("device: %w", err)}
 	}
-	torchx.SetThreads(cfg.Threads)
+	torchx.SetThreads(cfg.Train.Threads)
 	// Everything that can fail on bad input (data files, the method and its
 	// files) comes before the run's row: a run that cannot start is not
 	// recorded.
@@ -149,19 +151,38 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	} else if trainer.Step() == 0 {
 		return fmt.Errorf("run %s: no checkpoint in %s to evaluate; train first", cfg.Name, dir)
 	}
-	return trainer.WithEMA(func() error {
+	var gen *genOutcome
+	var infill *infillOutcome
+	var infillSkipped string
+	// The summary is for a person who ran one experiment; a sweep's runs
+	// are summed up by its report.
+	summary := stages == stageTrain|stageEval|stageSample && o.runName == ""
+	err = trainer.WithEMA(func() error {
 		if stages&stageEval != 0 {
 			if err := m.evaluate(ctx, cfg, corpus, store, runID); err != nil {
 				return err
 			}
 		}
 		if stages&stageSample != 0 {
-			if err := m.sampleAndScore(ctx, cfg, corpus, store, runID); err != nil {
+			if gen, err = m.sampleAndScore(ctx, cfg, corpus, store, runID); err != nil {
+				return err
+			}
+		}
+		if summary {
+			if infill, infillSkipped, err = m.infillExample(ctx, cfg, corpus); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil || !summary {
+		return err
+	}
+	if err := store.FinishRun(runID, nil); err != nil {
+		return err
+	}
+	finished = true // recorded: the summary reads the finished run
+	return summarize(os.Stdout, store, cfg, runID, corpus.Vocab, began, gen, infill, infillSkipped)
 }
 
 func finishedRunID(store *results.Store, name string) (int64, error) {

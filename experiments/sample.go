@@ -38,7 +38,7 @@ func sampleMode(ctx context.Context, cfg *Config, o options) error {
 	if err != nil {
 		return usageError{fmt.Errorf("device: %w", err)}
 	}
-	torchx.SetThreads(cfg.Threads)
+	torchx.SetThreads(cfg.Train.Threads)
 	m, err := buildMethod(cfg, vocab.Size(), dev)
 	if err != nil {
 		return err

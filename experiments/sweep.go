@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,15 +72,15 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mo
 		}
 	}
 	store.Close()
+	if err := checkDependencies(cfg, plan, todo); err != nil {
+		return err
+	}
 	slog.Info("sweep", "name", cfg.Sweep.Name, "runs", len(plan), "to_do", len(todo), "parallel", o.parallel, "db", db)
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	threads := cfg.Threads
-	if threads == 0 && o.parallel > 1 {
-		threads = max(1, runtime.NumCPU()/o.parallel)
-	}
+	threads := cfg.threadCount(o.parallel)
 
 	began := time.Now()
 	done := 0
@@ -93,9 +93,7 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mo
 			args := []string{"-cfg", loaded.Path, "-mode", mode, "-run-name", r.Name, "-variant", r.Variant,
 				"-sweep", cfg.Sweep.Name, "-db", db}
 			sets := append(append([]string{}, r.Sets...), o.sets...)
-			if threads > 0 {
-				sets = append(sets, fmt.Sprintf("threads=%d", threads))
-			}
+			sets = append(sets, fmt.Sprintf("threads=%d", threads))
 			for _, s := range sets {
 				args = append(args, "-set", s)
 			}
@@ -184,4 +182,39 @@ func eta(elapsed time.Duration, done, total int) time.Duration {
 		return 0
 	}
 	return (elapsed / time.Duration(done) * time.Duration(total-done)).Round(time.Second)
+}
+
+// checkDependencies stops a sweep before it starts a run that would fail
+// late: a run waiting (`after:`) on a variant whose finished runs have no
+// exported weights — a results database carried to another machine
+// without its run folders — would train for its whole budget and then
+// fail to load the AR reference or the embedding source.
+func checkDependencies(cfg *Config, plan, todo []PlannedRun) error {
+	needed := map[string]string{} // variant → a run that waits for it
+	for _, r := range todo {
+		for _, v := range cfg.Sweep.Variants {
+			if v.Name == r.Variant || strings.HasPrefix(r.Variant, v.Name+",") {
+				for _, dep := range v.After {
+					needed[dep] = r.Name
+				}
+			}
+		}
+	}
+	pending := map[string]bool{}
+	for _, r := range todo {
+		pending[r.Name] = true
+	}
+	for _, r := range plan {
+		waiting, ok := needed[strings.SplitN(r.Variant, ",", 2)[0]]
+		if !ok || pending[r.Name] {
+			continue
+		}
+		w := filepath.Join(cfg.OutDir, filepath.FromSlash(r.Name), "model.safetensors")
+		if _, err := os.Stat(w); err != nil {
+			return fmt.Errorf("sweep %s: run %s is finished in the database but its weights %s are missing, and %s waits "+
+				"for them (its AR reference or embedding source): restore that run's folder (at least model.safetensors)",
+				cfg.Sweep.Name, r.Name, w, waiting)
+		}
+	}
+	return nil
 }

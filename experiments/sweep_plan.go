@@ -134,8 +134,10 @@ type PlannedRun struct {
 }
 
 // Plan expands the sweep deterministically: variants (or one unnamed
-// variant) × axis grid × seeds, ordered by wave (stable within a wave).
-// Call it on a validated config.
+// variant) × axis grid × seeds, ordered by wave and, within a wave, seed
+// first: every variant's first seed runs before any variant's second, so
+// a sweep stopped part way has one run of each variant to compare rather
+// than both seeds of the first few.
 func (s SweepConfig) Plan() []PlannedRun {
 	waves, _ := s.waves()
 	variants := s.Variants
@@ -154,6 +156,7 @@ func (s SweepConfig) Plan() []PlannedRun {
 	}
 	seeds := s.Seeds
 	var out []PlannedRun
+	seedIndex := map[string]int{}
 	for _, v := range variants {
 		for _, g := range grid {
 			label := v.Name
@@ -169,15 +172,22 @@ func (s SweepConfig) Plan() []PlannedRun {
 				out = append(out, PlannedRun{Name: s.Name + "/" + label, Variant: label, Sets: sets, Wave: waves[v.Name]})
 				continue
 			}
-			for _, seed := range seeds {
+			for i, seed := range seeds {
+				name := fmt.Sprintf("%s/%s/seed%d", s.Name, label, seed)
+				seedIndex[name] = i
 				out = append(out, PlannedRun{
-					Name: fmt.Sprintf("%s/%s/seed%d", s.Name, label, seed), Variant: label, Seed: seed,
+					Name: name, Variant: label, Seed: seed,
 					Sets: append(append([]string{}, sets...), fmt.Sprintf("seed=%d", seed)), Wave: waves[v.Name],
 				})
 			}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b PlannedRun) int { return a.Wave - b.Wave })
+	slices.SortStableFunc(out, func(a, b PlannedRun) int {
+		if a.Wave != b.Wave {
+			return a.Wave - b.Wave
+		}
+		return seedIndex[a.Name] - seedIndex[b.Name]
+	})
 	return out
 }
 

@@ -1,6 +1,7 @@
 package torchx
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -122,5 +123,29 @@ func TestThreads(t *testing.T) {
 	SetThreads(1)
 	if got := Threads(); got != 1 {
 		t.Fatalf("Threads() = %d after SetThreads(1)", got)
+	}
+}
+
+func TestParseCPUMax(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"max 100000\n", 0, false},
+		{"150000 100000\n", 2, true},
+		{"100000 100000", 1, true},
+		{"50000 100000", 1, true},
+		{"400000 100000", 4, true},
+		{"garbage", 0, false},
+		{"-1 100000", 0, false},
+	} {
+		got, ok := parseCPUMax(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("parseCPUMax(%q) = %d, %v, want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	if n := UsableCPUs(); n < 1 || n > runtime.NumCPU() {
+		t.Errorf("UsableCPUs() = %d, want 1..%d", n, runtime.NumCPU())
 	}
 }
