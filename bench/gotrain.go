@@ -111,7 +111,7 @@ func goRun(ctx context.Context, s Setup, c Case, dir string) (Result, error) {
 	spec := obj.Spec()
 	vs := nn.NewVarStore(gotch.CPU)
 	net, err := models.New(vs.Root(), s.modelConfig(c), models.Spec{
-		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond})
+		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize})
 	if err != nil {
 		return Result{}, err
 	}

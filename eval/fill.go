@@ -26,6 +26,9 @@ type span struct {
 //   - absorbing (mdlm, d3pm, sedd): the span starts masked, and each call
 //     unmasks the most confident masked position (largest max_v p(v)) to
 //     its argmax; the rest stay masked.
+//     A BD3-LM network (bd3lm) picks only among the open positions of
+//     the first block that has any, so every block is filled given clean
+//     blocks before it, as the network was trained.
 //   - uniform, embedding: there is no mask, so the span starts from a draw
 //     of the process's prior (torch's generator). Each call commits the
 //     most confident open position to its argmax and sets every other open
@@ -67,6 +70,7 @@ func fillSpans(m Model, rows []span) ([][]int, error) {
 		}
 		steps = max(steps, row.k)
 	}
+	blk := m.blockSize()
 	for range steps {
 		sigma := make([]float64, b)
 		if m.Process != nil {
@@ -82,9 +86,14 @@ func fillSpans(m Model, rows []span) ([][]int, error) {
 			if left[r] == 0 {
 				continue
 			}
-			pick := -1
+			pick, first := -1, slices.Index(open[r], true)
 			for p := range n {
-				if open[r][p] && (pick < 0 || (!m.isAR() && best[r*n+p] > best[r*n+pick])) {
+				// A BD3-LM network decodes block by block: only the first
+				// block with open positions is a candidate.
+				if !open[r][p] || (blk > 0 && p/blk != first/blk) {
+					continue
+				}
+				if pick < 0 || (!m.isAR() && best[r*n+p] > best[r*n+pick]) {
 					pick = p
 				}
 			}

@@ -134,6 +134,13 @@ func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab
 			return LambadaScores{}, fmt.Errorf("eval %s accuracy: passage %d has a target of %d tokens, too long for sequences of %d", results.TaskLAMBADA, i, k, m.SeqLen)
 		}
 		left := ex.ContextIDs[max(0, len(ex.ContextIDs)-room):]
+		if blk := m.blockSize(); blk > 0 {
+			// A BD3-LM network reads whole blocks: EOS (a document
+			// boundary) fills the first one on the left, never the
+			// target's block on the right.
+			pad := (blk - (len(left)+k+len(tail))%blk) % blk
+			left = slices.Concat(slices.Repeat([]int{vocab.EOS()}, pad), left)
+		}
 		rows[i] = span{ids: slices.Concat(left, ex.TargetIDs, tail), start: len(left), k: k}
 		unk[i] = vocab.UNK() >= 0 && slices.Contains(ex.TargetIDs, vocab.UNK())
 	}

@@ -54,6 +54,9 @@ func (m Model) check() error {
 
 func (m Model) isAR() bool { return m.Objective.Name() == "ar" }
 
+// blockSize is a BD3-LM network's block size, 0 for every other network.
+func (m Model) blockSize() int { return m.Objective.Spec().BlockSize }
+
 // discrete reports whether the bound is a sum over T steps that can be
 // computed exactly: d3pm, and mdlm in its finite-T form.
 func (m Model) discrete() bool {

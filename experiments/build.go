@@ -47,14 +47,14 @@ func buildMethod(cfg *Config, V int, dev gotch.Device) (*method, error) {
 	}
 	m.vs = nn.NewVarStore(dev)
 	net, err := models.New(m.vs.Root(), mcfg, models.Spec{
-		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond})
+		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize})
 	if err != nil {
 		return nil, err
 	}
 	m.net = net
 	slog.Info("method", "process", cfg.Process.Name, "objective", cfg.Objective.Name,
 		"vocab", V, "vocab_in", spec.VocabIn, "vocab_out", spec.VocabOut,
-		"causal", spec.Causal, "time_cond", spec.TimeCond, "params", net.NumParams())
+		"causal", spec.Causal, "time_cond", spec.TimeCond, "block_size", spec.BlockSize, "params", net.NumParams())
 	return m, nil
 }
 

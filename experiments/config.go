@@ -125,6 +125,9 @@ func (c *Config) Validate() error {
 	if err := losses.ValidatePair(c.Process.Name, c.Objective.Name); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Objective.Name == "bd3lm" && c.Objective.BlockSize > 0 && c.Data.SeqLen%c.Objective.BlockSize != 0 {
+		errs = append(errs, fmt.Errorf("objective.block_size: %d does not divide data.seq_len %d (bd3lm cuts sequences into whole blocks)", c.Objective.BlockSize, c.Data.SeqLen))
+	}
 	if c.Eval.ARReference == selfReference && c.Objective.Name != "ar" {
 		errs = append(errs, fmt.Errorf("eval.ar_reference: %q needs objective.name: ar, got %s", selfReference, c.Objective.Name))
 	}

@@ -30,7 +30,7 @@ func ARInput(x0 *ts.Tensor, V int) *ts.Tensor {
 func (a *ar) times(u []float64) []float64 { return u }
 
 // noise is the identity: the AR objective has no noise.
-func (a *ar) noise(x0 *ts.Tensor, t []float64) *ts.Tensor { return x0.MustShallowClone() }
+func (a *ar) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor { return x0.MustShallowClone() }
 
 func (a *ar) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()

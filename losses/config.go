@@ -10,7 +10,7 @@ import (
 
 // Config is the `objective:` section of a run configuration.
 type Config struct {
-	// Name is mdlm|d3pm|sedd|ar.
+	// Name is mdlm|d3pm|sedd|bd3lm|ar.
 	Name string `mapstructure:"name"`
 	// Steps is T of the discrete-time bounds: d3pm needs T ≥ 1, mdlm
 	// takes T ≥ 1 for its finite-T form or 0 for continuous time, sedd
@@ -25,15 +25,26 @@ type Config struct {
 	// or antithetic (t_b = (u + b/B) mod 1, one u per batch: a
 	// low-discrepancy draw with lower variance).
 	TSampling string `mapstructure:"t_sampling"`
+	// BlockSize is b of bd3lm: the sequence is denoised in blocks of b
+	// tokens, each conditioned on the clean blocks before it (L must be a
+	// multiple of b; b = L is MDLM, b = 1 an autoregressive model).
+	BlockSize int `mapstructure:"block_size"`
+	// ClipMin and ClipMax are BD3-LM's clipped schedule: training draws
+	// t ~ U[clip_min, clip_max] (β, ω) instead of U[0, 1], which lowers
+	// the loss's variance (the paper tunes the window per block size);
+	// evaluation always integrates over [0, 1], so bounds stay bounds.
+	// Both 0 (a Config literal's zero value) is the same as [0, 1].
+	ClipMin float64 `mapstructure:"clip_min"`
+	ClipMax float64 `mapstructure:"clip_max"`
 }
 
 // DefaultConfig is MDLM in continuous time.
 func DefaultConfig() Config {
-	return Config{Name: "mdlm", HybridLambda: 0.01, D3PMForm: "proportional", TSampling: "antithetic"}
+	return Config{Name: "mdlm", HybridLambda: 0.01, D3PMForm: "proportional", TSampling: "antithetic", BlockSize: 16, ClipMax: 1}
 }
 
 var (
-	objectiveNames = []string{"mdlm", "d3pm", "sedd", "ar"}
+	objectiveNames = []string{"mdlm", "d3pm", "sedd", "bd3lm", "ar"}
 	processNames   = []string{"absorbing", "uniform", "embedding", "none"}
 	d3pmForms      = []string{"proportional", "mixture"}
 	tSamplings     = []string{"uniform", "antithetic"}
@@ -60,6 +71,18 @@ func (c Config) Validate() error {
 		bad("steps", "sedd is continuous-time only (steps: 0), got %d", c.Steps)
 	case c.Name == "ar" && c.Steps != 0:
 		bad("steps", "ar has no diffusion steps (steps: 0), got %d", c.Steps)
+	case c.Name == "bd3lm" && c.Steps != 0:
+		bad("steps", "bd3lm is continuous-time only (steps: 0), got %d", c.Steps)
+	}
+	if c.Name == "bd3lm" && c.BlockSize < 1 {
+		bad("block_size", "%d: bd3lm needs blocks of at least 1 token", c.BlockSize)
+	}
+	if c.ClipMin == 0 && c.ClipMax == 0 {
+		// The zero value (a Config literal) means no window.
+	} else if !(c.ClipMin >= 0 && c.ClipMin < c.ClipMax && c.ClipMax <= 1) {
+		bad("clip_min", "[%v, %v] is not a window 0 ≤ clip_min < clip_max ≤ 1", c.ClipMin, c.ClipMax)
+	} else if c.Name != "bd3lm" && (c.ClipMin != 0 || c.ClipMax != 1) {
+		bad("clip_min", "the clipped schedule [%v, %v] is bd3lm's (objective.name: bd3lm), got %s", c.ClipMin, c.ClipMax, c.Name)
 	}
 	if !(c.HybridLambda >= 0) || math.IsInf(c.HybridLambda, 1) {
 		bad("hybrid_lambda", "%v must be a finite number ≥ 0", c.HybridLambda)
@@ -77,9 +100,9 @@ func ValidatePair(processName, objectiveName string) error {
 		return fmt.Errorf("process.name: %q is not one of %s", processName, strings.Join(processNames, "|"))
 	}
 	switch objectiveName {
-	case "mdlm":
+	case "mdlm", "bd3lm":
 		if processName != "absorbing" {
-			return fmt.Errorf("objective.name: mdlm needs process.name: absorbing, got %s", processName)
+			return fmt.Errorf("objective.name: %s needs process.name: absorbing, got %s", objectiveName, processName)
 		}
 	case "d3pm", "sedd":
 		if processName == "none" {
@@ -96,7 +119,7 @@ func ValidatePair(processName, objectiveName string) error {
 }
 
 // SpecFor is the network an (objective, process) pair needs over V real
-// tokens. mdlm: input V+1 (mask), output V (SUBS: no mask logit); d3pm:
+// tokens. mdlm and bd3lm: input V+1 (mask), output V (SUBS: no mask logit); d3pm:
 // input N states, output V clean tokens, time input; sedd: input and output
 // N (a log-score per state), time input; ar: input V+1 (BOS = V), output V,
 // causal.
@@ -109,7 +132,7 @@ func SpecFor(processName, objectiveName string, V int) (NetSpec, error) {
 		n = V + 1
 	}
 	switch objectiveName {
-	case "mdlm":
+	case "mdlm", "bd3lm": // bd3lm's block size is set by New
 		return NetSpec{VocabIn: V + 1, VocabOut: V}, nil
 	case "d3pm":
 		return NetSpec{VocabIn: n, VocabOut: V, TimeCond: true}, nil

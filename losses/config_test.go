@@ -22,7 +22,12 @@ func TestValidate(t *testing.T) {
 		{"default", func(*Config) {}, ""},
 		{"mdlm finite T", func(c *Config) { c.Steps = 1000 }, ""},
 		{"d3pm", func(c *Config) { c.Name, c.Steps, c.D3PMForm = "d3pm", 1000, "mixture" }, ""},
-		{"bad name", func(c *Config) { c.Name = "ddpm" }, `objective.name: "ddpm" is not one of mdlm|d3pm|sedd|ar`},
+		{"bad name", func(c *Config) { c.Name = "ddpm" }, `objective.name: "ddpm" is not one of mdlm|d3pm|sedd|bd3lm|ar`},
+		{"bd3lm", func(c *Config) { c.Name, c.BlockSize, c.ClipMin, c.ClipMax = "bd3lm", 4, 0.3, 0.8 }, ""},
+		{"bd3lm without blocks", func(c *Config) { c.Name, c.BlockSize = "bd3lm", 0 }, "objective.block_size: 0: bd3lm needs blocks of at least 1 token"},
+		{"bd3lm with steps", func(c *Config) { c.Name, c.Steps = "bd3lm", 10 }, "objective.steps: bd3lm is continuous-time only (steps: 0), got 10"},
+		{"empty window", func(c *Config) { c.Name, c.ClipMin, c.ClipMax = "bd3lm", 0.5, 0.5 }, "objective.clip_min: [0.5, 0.5] is not a window 0 ≤ clip_min < clip_max ≤ 1"},
+		{"window for mdlm", func(c *Config) { c.ClipMin = 0.2 }, "objective.clip_min: the clipped schedule [0.2, 1] is bd3lm's (objective.name: bd3lm), got mdlm"},
 		{"negative steps", func(c *Config) { c.Steps = -1 }, "objective.steps: -1 is negative"},
 		{"d3pm without steps", func(c *Config) { c.Name = "d3pm" }, "objective.steps: d3pm is discrete-time and needs steps ≥ 1, got 0"},
 		{"sedd with steps", func(c *Config) { c.Name, c.Steps = "sedd", 100 }, "objective.steps: sedd is continuous-time only (steps: 0), got 100"},
@@ -63,7 +68,7 @@ func TestValidatePair(t *testing.T) {
 		{"none", "ar", ""},
 		{"absorbing", "ar", "objective.name: ar takes no process (process.name: none), got absorbing"},
 		{"gaussian", "sedd", `process.name: "gaussian" is not one of absorbing|uniform|embedding|none`},
-		{"absorbing", "gpt", `objective.name: "gpt" is not one of mdlm|d3pm|sedd|ar`},
+		{"absorbing", "gpt", `objective.name: "gpt" is not one of mdlm|d3pm|sedd|bd3lm|ar`},
 	}
 	for _, c := range cases {
 		got := ""

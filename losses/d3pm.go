@@ -32,7 +32,7 @@ func (d *d3pm) times(u []float64) []float64 { return snap(u, d.steps) }
 // since the two forms' optimal p̃ differ.
 func (d *d3pm) Form() forward.Form { return d.form }
 
-func (d *d3pm) noise(x0 *ts.Tensor, t []float64) *ts.Tensor {
+func (d *d3pm) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor {
 	return d.proc.Sample(x0, sigmas(d.proc.Schedule(), t))
 }
 

@@ -67,7 +67,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			x0 := ts.MustOfSlice([]int64{0, 0, 0, 1, 0, 2, 1, 0, 1, 1, 1, 2, 2, 0, 2, 1, 2, 2}).MustView([]int64{9, 2}, true)
 			u := []float64{0.1, 0.35, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.97}
 			tm := m.times(u)
-			xt := m.noise(x0, tm)
+			xt := m.noise(x0, tm, false)
 			f := func(vals []float64, grad bool) (float64, []float64) {
 				theta := ts.MustOfSlice(vals).MustView([]int64{rows, 2, int64(spec.VocabOut)}, true).MustSetRequiresGrad(grad, true)
 				defer theta.MustDrop()
@@ -155,7 +155,7 @@ func TestEndsOfTime(t *testing.T) {
 		net := newLinearNet(m.(Objective).Spec(), 8, 1, gotch.Float)
 		for _, u := range []float64{0, 1e-12, 1e-6, 0.5, 1 - 1e-9, 1} {
 			tm := m.times([]float64{u, u, u, u})
-			xt := m.noise(x0, tm)
+			xt := m.noise(x0, tm, false)
 			tr, err := m.terms(net, x0, xt, tm, true)
 			if err != nil {
 				t.Fatal(err)

@@ -36,7 +36,7 @@ func (m *mdlm) times(u []float64) []float64 {
 	return snap(u, m.steps)
 }
 
-func (m *mdlm) noise(x0 *ts.Tensor, t []float64) *ts.Tensor {
+func (m *mdlm) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor {
 	return m.proc.Sample(x0, sigmas(m.proc.Schedule(), t))
 }
 
@@ -90,22 +90,30 @@ const logZero = -1e9
 // masked positions; at unmasked ones 0 at the token and logZero elsewhere.
 // sigma is ignored (the network has no time input).
 func (m *mdlm) LogX0(net Net, xt *ts.Tensor, sigma []float64) (*ts.Tensor, error) {
-	s := torchx.NewScope()
-	defer s.Close()
 	logits, err := m.logits(net, xt, false)
 	if err != nil {
 		return nil, err
 	}
-	logp := s.T(s.T(logits).MustLogSoftmax(-1, logits.DType(), false))
+	defer logits.MustDrop()
+	return subs(logits, xt, m.proc.Vocab()), nil
+}
+
+// subs applies the SUBS parameterisation to clean-token logits [B,L,V] of
+// x_t over V tokens (mask id V): log-softmax at masked positions, a copy
+// of x_t (0 at its token, logZero elsewhere) at the others.
+func subs(logits, xt *ts.Tensor, V int) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
+	logp := s.T(logits.MustLogSoftmax(-1, logits.DType(), false))
 	// Unmasked positions copy x_t: log 0 everywhere but 0 at x_t, one fill
 	// and one scatter (a dense one-hot over [B,L,V] cost more than the
 	// network). The mask id itself is out of range, so clamp it (those rows
 	// are not used).
-	ids := s.T(xt.MustClampMax(ts.IntScalar(int64(m.proc.Vocab()-1)), false))
+	ids := s.T(xt.MustClampMax(ts.IntScalar(int64(V-1)), false))
 	idx := s.T(ids.MustUnsqueeze(-1, false))
 	copyLog := s.T(s.T(logp.MustFullLike(ts.FloatScalar(logZero), false)).MustScatterValue(-1, idx, ts.FloatScalar(0), false))
-	masked := s.T(s.T(xt.MustEq(ts.IntScalar(m.maskID()), false)).MustUnsqueeze(-1, false))
-	return logp.MustWhereSelf(masked, copyLog, false), nil
+	masked := s.T(s.T(xt.MustEq(ts.IntScalar(int64(V)), false)).MustUnsqueeze(-1, false))
+	return logp.MustWhereSelf(masked, copyLog, false)
 }
 
 // logits runs the network (no time input) and checks its output.

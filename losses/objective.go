@@ -30,6 +30,7 @@ type Net interface {
 type NetSpec struct {
 	VocabIn, VocabOut int
 	Causal, TimeCond  bool
+	BlockSize         int // > 0: a BD3-LM network over x_t ⊕ x_0 (models.Spec.BlockSize)
 }
 
 // Stats summarises one Loss call, per token (weighted by the loss weights).
@@ -47,7 +48,7 @@ type Stats struct {
 // Objective is a training loss and its evaluation bound. Callers must be
 // on a torchx.Lock'ed thread.
 type Objective interface {
-	// Name is mdlm, d3pm, sedd or ar.
+	// Name is mdlm, d3pm, sedd, bd3lm or ar.
 	Name() string
 	// Spec is the network this objective needs.
 	Spec() NetSpec
@@ -115,6 +116,15 @@ func New(cfg Config, proc forward.Process, V int) (Objective, error) {
 		s := &sedd{base: b, proc: proc}
 		s.m = s
 		return s, nil
+	case "bd3lm":
+		b.spec.BlockSize = cfg.BlockSize
+		clip := [2]float64{cfg.ClipMin, cfg.ClipMax}
+		if clip == [2]float64{} {
+			clip[1] = 1
+		}
+		d := &bd3lm{base: b, proc: proc, block: cfg.BlockSize, clip: clip}
+		d.m = d
+		return d, nil
 	}
 	a := &ar{base: b, v: V}
 	a.m = a
@@ -127,8 +137,9 @@ type method interface {
 	// times maps uniform draws to the times x_t is drawn at
 	// (discrete-time objectives snap them to their grid).
 	times(u []float64) []float64
-	// noise draws x_t at those times.
-	noise(x0 *ts.Tensor, t []float64) *ts.Tensor
+	// noise draws x_t at those times; train is true in Loss, false in
+	// NELBO (bd3lm clips its training times).
+	noise(x0 *ts.Tensor, t []float64, train bool) *ts.Tensor
 	// terms are the per-token contributions at (x0, x_t, t).
 	terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error)
 }
@@ -167,7 +178,7 @@ func (b *base) Loss(net Net, x0, weights *ts.Tensor) (*ts.Tensor, Stats, error) 
 	s := torchx.NewScope()
 	defer s.Close()
 	t := b.m.times(b.draw(x0.MustSize()[0]))
-	xt := s.T(b.m.noise(x0, t))
+	xt := s.T(b.m.noise(x0, t, true))
 	tr, err := b.m.terms(net, x0, xt, t, true)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s loss: %w", b.name, err)
@@ -210,7 +221,7 @@ func (b *base) NELBO(net Net, x0, weights *ts.Tensor, u []float64) ([]float64, e
 		s := torchx.NewScope()
 		defer s.Close()
 		t := b.m.times(u)
-		xt := s.T(b.m.noise(x0, t))
+		xt := s.T(b.m.noise(x0, t, false))
 		var tr terms
 		if tr, err = b.m.terms(net, x0, xt, t, false); err != nil {
 			return

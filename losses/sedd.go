@@ -28,7 +28,7 @@ type sedd struct {
 
 func (e *sedd) times(u []float64) []float64 { return u }
 
-func (e *sedd) noise(x0 *ts.Tensor, t []float64) *ts.Tensor {
+func (e *sedd) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor {
 	return e.proc.Sample(x0, sigmas(e.proc.Schedule(), t))
 }
 

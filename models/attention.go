@@ -41,7 +41,17 @@ func (a attention) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 	qkv := s.T(a.qkv.forward(x))
 	// [B, L, 3·W] → [3, B, H, L, D], a view: q, k and v as heads.
 	heads := s.T(s.T(qkv.MustView([]int64{b, l, 3, h, w / h}, false)).MustPermute([]int64{2, 0, 3, 1, 4}, false))
-	qk := s.T(ps.rope.apply(s.T(heads.MustNarrow(0, 0, 2, false)), ps.offset))
+	qk := s.T(heads.MustNarrow(0, 0, 2, false))
+	if ps.halves {
+		// x_t ⊕ x_0: both halves at the same positions.
+		half := l / 2
+		qk = s.T(ts.MustCat([]*ts.Tensor{
+			s.T(ps.rope.apply(s.T(qk.MustNarrow(3, 0, half, false)), ps.offset)),
+			s.T(ps.rope.apply(s.T(qk.MustNarrow(3, half, half, false)), ps.offset)),
+		}, 3))
+	} else {
+		qk = s.T(ps.rope.apply(qk, ps.offset))
+	}
 	q := s.T(qk.MustSelect(0, 0, false))
 	k := s.T(qk.MustSelect(0, 1, false))
 	v := s.T(heads.MustSelect(0, 2, false))
@@ -85,7 +95,7 @@ func mathAttention(q, k, v *ts.Tensor, ps *pass) *ts.Tensor {
 // the op's own causal flag so that flash kernels stay eligible; a cached
 // chunk passes its mask rows explicitly.
 func fusedAttention(q, k, v *ts.Tensor, ps *pass) *ts.Tensor {
-	isCausal := ps.mask != nil && ps.offset == 0
+	isCausal := ps.causal && ps.offset == 0
 	mask := ps.mask
 	if mask == nil || isCausal {
 		mask = ts.None // undefined: no mask

@@ -18,6 +18,10 @@ type Spec struct {
 	VocabOut int  // logits per position
 	Causal   bool // attend only to earlier positions (the AR baseline)
 	TimeCond bool // take noise levels σ through adaLN (SEDD, D3PM)
+	// BlockSize > 0 makes a BD3-LM network: its input is x_t ⊕ x_0 [B, 2L]
+	// (noisy then clean copy, both at positions 0…L−1) under
+	// BlockDiffMask(L, BlockSize); see Forward.
+	BlockSize int
 }
 
 // Transformer is the DiT-style backbone of MDLM and SEDD:
@@ -102,6 +106,12 @@ func (m *Transformer) NumParams() int64 {
 // levels sigma [B] (float32; nil otherwise) to logits [B,L,VocabOut]
 // float32. Dropout is active only when train is true. Every intermediate
 // is freed before it returns; autograd keeps what backward needs.
+//
+// A BD3-LM network (Spec.BlockSize = b) takes x = x_t ⊕ x_0 [B, 2L] and
+// returns logits for all 2L positions (the objective reads the first L):
+// each half is at positions 0…L−1, and attention follows BlockDiffMask, so
+// the prediction for a noisy block sees that block's noisy tokens and the
+// clean tokens of earlier blocks only.
 func (m *Transformer) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
 	return m.forward(x, sigma, train, nil)
 }
@@ -112,7 +122,12 @@ func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache) *
 	defer s.Close()
 	ps := &pass{rope: m.rope, offset: cache.Len(), train: train}
 	l := m.checkInputs(x, sigma, ps.offset)
-	if m.spec.Causal && l > 1 {
+	switch {
+	case m.spec.BlockSize > 0:
+		ps.halves = true
+		ps.mask = s.T(BlockDiffMask(l/2, m.spec.BlockSize, x.MustDevice()))
+	case m.spec.Causal && l > 1:
+		ps.causal = true
 		ps.mask = s.T(causalMask(l, ps.offset, x.MustDevice()))
 	}
 	if m.time != nil {
@@ -130,8 +145,37 @@ type pass struct {
 	cond   *ts.Tensor // time features [B, cond_dim], nil without time conditioning
 	rope   rotary
 	offset int        // position of the first token (cached tokens before it)
-	mask   *ts.Tensor // additive causal mask [l, offset+l], nil if not causal or l = 1
+	mask   *ts.Tensor // additive mask [l, offset+l] (causal or block diffusion); nil: none
+	causal bool       // mask is the causal one
+	halves bool       // x_t ⊕ x_0: each half at positions offset…offset+l/2−1
 	train  bool
+}
+
+// BlockDiffMask is BD3-LM's additive attention mask [2L, 2L] over
+// x_t ⊕ x_0 with blocks of b tokens (block(i) = (i mod L)/b): 0 where
+// query q may see key k, −inf elsewhere. q sees k when
+//
+//	both noisy, same block            (a noisy block is denoised as a whole)
+//	q noisy, k clean, earlier block   (conditioned on the clean prefix)
+//	both clean, k's block ≤ q's       (the clean copy is block-causal)
+//
+// so p(x_t block j | …) depends on x_0 only through blocks < j, which is
+// what makes the likelihood factorise over blocks.
+func BlockDiffMask(L, b int, device gotch.Device) *ts.Tensor {
+	n := 2 * L
+	vals := make([]float32, n*n)
+	inf := float32(math.Inf(-1))
+	for q := range n {
+		for k := range n {
+			qClean, kClean := q >= L, k >= L
+			bq, bk := (q%L)/b, (k%L)/b
+			ok := (bq == bk && qClean == kClean) || (!qClean && kClean && bk < bq) || (qClean && kClean && bk <= bq)
+			if !ok {
+				vals[q*n+k] = inf
+			}
+		}
+	}
+	return ts.MustOfSlice(vals).MustView([]int64{int64(n), int64(n)}, true).MustTo(device, true)
 }
 
 // causalMask is 0 where query i (at position offset+i) may see key j and
@@ -148,7 +192,14 @@ func (m *Transformer) checkInputs(x, sigma *ts.Tensor, offset int) int {
 	if len(size) != 2 || x.DType() != gotch.Int64 {
 		panic(fmt.Sprintf("models: x must be int64 [B, L], got %v %v", x.DType(), size))
 	}
-	if l := int(size[1]); offset+l > m.cfg.MaxLen {
+	l := int(size[1])
+	if b := m.spec.BlockSize; b > 0 {
+		if offset != 0 || l%2 != 0 || (l/2)%b != 0 {
+			panic(fmt.Sprintf("models: a BD3-LM network takes x_t ⊕ x_0 with L a multiple of block size %d and no cache, got length %d (offset %d)", b, l, offset))
+		}
+		l /= 2 // positions
+	}
+	if offset+l > m.cfg.MaxLen {
 		panic(fmt.Sprintf("models: positions up to %d exceed model.max_len %d", offset+l, m.cfg.MaxLen))
 	}
 	switch {

@@ -84,7 +84,7 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 		torchx.Seed(cfg.Seed)
 		mc := models.DefaultConfig()
 		mc.Preset, mc.Dropout, mc.MaxLen = cfg.Preset, 0, maxLen
-		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond})
+		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize})
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s model: %w", name, err)
 		}

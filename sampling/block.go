@@ -33,6 +33,7 @@ type block struct {
 	window   int64
 	full     bool
 	perBlock bool
+	whole    int64 // > 0: lengths must be whole blocks of this size (BD3-LM)
 }
 
 func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
@@ -44,11 +45,20 @@ func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
 	if full && proc.Name() != "absorbing" {
 		return nil, fmt.Errorf("sampler \"block\": sampling.block_view full masks the later blocks, which needs the absorbing process, got %s; use prefix", proc.Name())
 	}
+	// A BD3-LM network denoises one block given clean earlier blocks: the
+	// window must be whole blocks and hold one noisy block.
+	if b := net.Objective.Spec().BlockSize; b > 0 && (cfg.BlockLen != b || full || cfg.Window%b != 0) {
+		return nil, fmt.Errorf("sampler \"block\" for a BD3-LM network of block size %d needs sampling.block_len %d (got %d), block_view prefix (got %s) and a window that is a multiple of %d (got %d)",
+			b, b, cfg.BlockLen, cfg.BlockView, b, cfg.Window)
+	}
 	return &block{inner: inner, blockLen: int64(cfg.BlockLen), window: int64(cfg.Window), full: full,
-		perBlock: cfg.BlockSteps == "per_block"}, nil
+		perBlock: cfg.BlockSteps == "per_block", whole: int64(net.Objective.Spec().BlockSize)}, nil
 }
 
 func (k *block) sample(ctx context.Context, c *chain) error {
+	if k.whole > 0 && c.l%k.whole != 0 {
+		return fmt.Errorf("sampler block: a BD3-LM network of block size %d generates whole blocks, asked for %d tokens", k.whole, c.l)
+	}
 	if k.full && c.l > k.window {
 		return fmt.Errorf("block_view full shows the whole sequence, %d tokens, more than sampling.window %d; use prefix for longer sequences", c.l, k.window)
 	}

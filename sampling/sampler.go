@@ -90,6 +90,9 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 	if net.Device.Name == "" {
 		net.Device = gotch.CPU
 	}
+	if b := net.Objective.Spec().BlockSize; b > 0 && name != "block" {
+		return nil, fmt.Errorf("sampler %q: a BD3-LM network (objective bd3lm) is decoded block by block, each block given the clean ones before it: use sampler block with sampling.block_len %d (its block size) and block_view prefix", name, b)
+	}
 	var (
 		l   loop
 		err error
