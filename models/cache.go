@@ -75,15 +75,47 @@ func (m *Transformer) ForwardCached(x, sigma *ts.Tensor, cache *KVCache) *ts.Ten
 	}
 	var logits *ts.Tensor
 	torchx.NoGrad(func() {
-		logits = m.forward(x, sigma, false, cache)
+		logits = m.forward(x, sigma, false, cache, 0)
 	})
 	cache.n += int(x.MustSize()[1])
 	return logits
 }
 
+// ForwardBlock runs a BD3-LM network (Spec.BlockSize > 0) on one block x
+// [B, l] at positions cache.Len() … cache.Len()+l−1, attending without a
+// mask to itself and to the cached clean positions from `from` on, and
+// returns its logits [B, l, VocabOut]. This is the noisy half of the
+// x_t ⊕ x_0 pass for that block, at the cost of l query positions: the
+// clean earlier blocks never attend to noisy tokens, so their keys and
+// values do not change while later blocks are decoded. With commit the
+// block's keys and values join the cache (call it once with the decoded,
+// clean block); without, the cache is unchanged (a denoising step). No
+// gradients, no dropout.
+func (m *Transformer) ForwardBlock(x *ts.Tensor, cache *KVCache, from int, commit bool) *ts.Tensor {
+	if m.spec.BlockSize == 0 {
+		panic("models: ForwardBlock needs a BD3-LM network (Spec.BlockSize > 0)")
+	}
+	if len(cache.layers) != len(m.blocks) {
+		panic(fmt.Sprintf("models: cache for %d layers used with a %d-layer model", len(cache.layers), len(m.blocks)))
+	}
+	if from < 0 || from > cache.n {
+		panic(fmt.Sprintf("models: ForwardBlock from position %d with %d cached", from, cache.n))
+	}
+	var logits *ts.Tensor
+	torchx.NoGrad(func() {
+		logits = m.forward(x, nil, false, cache, from)
+	})
+	if commit {
+		cache.n += int(x.MustSize()[1])
+	}
+	return logits
+}
+
 // append writes k and v [B, H, l, D] at positions offset … offset+l−1 and
-// returns views [B, H, offset+l, D] of everything cached, owned by s.
-func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset int) (*ts.Tensor, *ts.Tensor) {
+// returns views [B, H, offset+l−from, D] of the cached positions from
+// `from` on, owned by s. Positions past the committed ones are scratch: a
+// write there that is not committed is overwritten by the next.
+func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset, from int) (*ts.Tensor, *ts.Tensor) {
 	size := k.MustSize()
 	if kv.k == nil {
 		shape := []int64{size[0], size[1], int64(kv.maxLen), size[3]}
@@ -94,8 +126,11 @@ func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset int) (*ts.Ten
 		panic(fmt.Sprintf("models: cache holds batch size %d, got %d", b, size[0]))
 	}
 	l := size[2]
+	if int(l)+offset > kv.maxLen {
+		panic(fmt.Sprintf("models: positions up to %d exceed model.max_len %d", offset+int(l), kv.maxLen))
+	}
 	s.T(kv.k.MustNarrow(2, int64(offset), l, false)).Copy_(k)
 	s.T(kv.v.MustNarrow(2, int64(offset), l, false)).Copy_(v)
-	n := int64(offset) + l
-	return s.T(kv.k.MustNarrow(2, 0, n, false)), s.T(kv.v.MustNarrow(2, 0, n, false))
+	n := int64(offset) + l - int64(from)
+	return s.T(kv.k.MustNarrow(2, int64(from), n, false)), s.T(kv.v.MustNarrow(2, int64(from), n, false))
 }

@@ -93,6 +93,10 @@ func New(p *nn.Path, cfg Config, spec Spec) (*Transformer, error) {
 	return m, nil
 }
 
+// MaxLen is the number of positions the rotary table (and a KV cache)
+// holds: model.max_len.
+func (m *Transformer) MaxLen() int { return m.cfg.MaxLen }
+
 // Spec returns the spec the model was built for.
 func (m *Transformer) Spec() Spec { return m.spec }
 
@@ -113,16 +117,20 @@ func (m *Transformer) NumParams() int64 {
 // the prediction for a noisy block sees that block's noisy tokens and the
 // clean tokens of earlier blocks only.
 func (m *Transformer) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
-	return m.forward(x, sigma, train, nil)
+	return m.forward(x, sigma, train, nil, 0)
 }
 
-// forward is Forward with an optional KV cache (see ForwardCached).
-func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache) *ts.Tensor {
+// forward is Forward with an optional KV cache (see ForwardCached and
+// ForwardBlock), whose positions from `from` on the new ones attend to.
+func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache, from int) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
-	ps := &pass{rope: m.rope, offset: cache.Len(), train: train}
-	l := m.checkInputs(x, sigma, ps.offset)
+	ps := &pass{rope: m.rope, offset: cache.Len(), from: from, train: train}
+	blockCached := m.spec.BlockSize > 0 && cache != nil
+	l := m.checkInputs(x, sigma, ps.offset, blockCached)
 	switch {
+	case blockCached:
+		// No mask: one block sees the cached clean blocks and itself.
 	case m.spec.BlockSize > 0:
 		ps.halves = true
 		ps.mask = s.T(BlockDiffMask(l/2, m.spec.BlockSize, x.MustDevice()))
@@ -145,6 +153,7 @@ type pass struct {
 	cond   *ts.Tensor // time features [B, cond_dim], nil without time conditioning
 	rope   rotary
 	offset int        // position of the first token (cached tokens before it)
+	from   int        // first cached position attended to (0: all)
 	mask   *ts.Tensor // additive mask [l, offset+l] (causal or block diffusion); nil: none
 	causal bool       // mask is the causal one
 	halves bool       // x_t ⊕ x_0: each half at positions offset…offset+l/2−1
@@ -187,13 +196,13 @@ func causalMask(l, offset int, device gotch.Device) *ts.Tensor {
 
 // checkInputs panics on inputs that break Forward's contract (programming
 // errors, not data errors) and returns the sequence length.
-func (m *Transformer) checkInputs(x, sigma *ts.Tensor, offset int) int {
+func (m *Transformer) checkInputs(x, sigma *ts.Tensor, offset int, blockCached bool) int {
 	size := x.MustSize()
 	if len(size) != 2 || x.DType() != gotch.Int64 {
 		panic(fmt.Sprintf("models: x must be int64 [B, L], got %v %v", x.DType(), size))
 	}
 	l := int(size[1])
-	if b := m.spec.BlockSize; b > 0 {
+	if b := m.spec.BlockSize; b > 0 && !blockCached {
 		if offset != 0 || l%2 != 0 || (l/2)%b != 0 {
 			panic(fmt.Sprintf("models: a BD3-LM network takes x_t ⊕ x_0 with L a multiple of block size %d and no cache, got length %d (offset %d)", b, l, offset))
 		}

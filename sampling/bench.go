@@ -69,9 +69,9 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 	maxLen := slices.Max(cfg.Lengths)
 	proc := forward.NewAbsorbing(cfg.Vocab, forward.LogLinear{Eps: 1e-3})
 	nets := map[string]Net{}
-	for _, name := range []string{"mdlm", "sedd", "ar"} {
+	for _, name := range []string{"mdlm", "sedd", "ar", "bd3lm"} {
 		oc := losses.DefaultConfig()
-		oc.Name = name
+		oc.Name, oc.BlockSize = name, min(cfg.BlockLen, slices.Min(cfg.Lengths))
 		var p forward.Process = proc
 		if name == "ar" {
 			p = nil
@@ -139,6 +139,10 @@ func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc 
 		p, net = nil, nets["ar"]
 	case "sedd-analytic", "sedd-euler":
 		net = nets["sedd"]
+	case "block-cached":
+		// BD3-LM's own sampler, on a BD3-LM network of block size block_len.
+		net = nets["bd3lm"]
+		sc.BlockLen = net.Objective.Spec().BlockSize
 	}
 	s, err := New(name, sc, p, net)
 	if err != nil {

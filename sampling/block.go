@@ -8,6 +8,8 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/losses"
+	"github.com/dlmlab/difflm/models"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -27,6 +29,16 @@ import (
 //     out over the blocks (at least one each), so T counts model-call
 //     rounds as for the other samplers (LLaDA's steps); per_block: every
 //     block gets T steps (BD3-LM's T).
+//
+// block-cached is BD3-LM's sampler proper, for BD3-LM networks: the same
+// windows and steps, but the clean blocks' keys and values stay in the
+// model's KV cache (models.Transformer.ForwardBlock), so a denoising step
+// costs one block of query positions instead of the whole window, plus one
+// call per block to cache it once decoded. While the sequence fits the
+// window it draws exactly the tokens of block under one seed (the same
+// draws, the same logits up to float rounding); past it, a cached block
+// keeps the context it was decoded with, where block re-reads the window
+// (RoPE makes both see the same relative positions).
 type block struct {
 	inner    loop
 	blockLen int64
@@ -34,9 +46,24 @@ type block struct {
 	full     bool
 	perBlock bool
 	whole    int64 // > 0: lengths must be whole blocks of this size (BD3-LM)
+	// cached: the inner sampler is rebuilt per block on a view of lm
+	// bound to the cache, with den (MDLM's SUBS) reading its logits.
+	cached bool
+	lm     BlockLM
+	den    Net
+	cfg    Config
+	proc   forward.Process
 }
 
-func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
+// BlockLM is a BD3-LM network with a key/value cache of clean blocks;
+// models.Transformer implements it.
+type BlockLM interface {
+	MaxLen() int
+	NewKVCache() *models.KVCache
+	ForwardBlock(x *ts.Tensor, cache *models.KVCache, from int, commit bool) *ts.Tensor
+}
+
+func newBlock(cfg Config, proc forward.Process, net Net, cached bool) (loop, error) {
 	inner, err := newDiffusion(cfg.BlockSampler, cfg, proc, net)
 	if err != nil {
 		return nil, fmt.Errorf("sampler \"block\" (sampling.block_sampler): %w", err)
@@ -51,8 +78,48 @@ func newBlock(cfg Config, proc forward.Process, net Net) (loop, error) {
 		return nil, fmt.Errorf("sampler \"block\" for a BD3-LM network of block size %d needs sampling.block_len %d (got %d), block_view prefix (got %s) and a window that is a multiple of %d (got %d)",
 			b, b, cfg.BlockLen, cfg.BlockView, b, cfg.Window)
 	}
-	return &block{inner: inner, blockLen: int64(cfg.BlockLen), window: int64(cfg.Window), full: full,
-		perBlock: cfg.BlockSteps == "per_block", whole: int64(net.Objective.Spec().BlockSize)}, nil
+	k := &block{inner: inner, blockLen: int64(cfg.BlockLen), window: int64(cfg.Window), full: full,
+		perBlock: cfg.BlockSteps == "per_block", whole: int64(net.Objective.Spec().BlockSize)}
+	if cached {
+		lm, ok := net.Model.(BlockLM)
+		if k.whole == 0 || !ok {
+			return nil, fmt.Errorf("sampler \"block-cached\" caches the clean blocks of a BD3-LM network (objective bd3lm), got objective %s; use block", net.Objective.Name())
+		}
+		// MDLM's denoiser reads the block's logits the same way bd3lm's
+		// does (SUBS over V tokens and the mask).
+		mcfg := losses.DefaultConfig()
+		mcfg.Name = "mdlm"
+		mdlm, err := losses.New(mcfg, proc, proc.Vocab())
+		if err != nil {
+			return nil, err
+		}
+		k.cached, k.lm, k.den, k.cfg, k.proc = true, lm, Net{Objective: mdlm, Device: net.Device}, cfg, proc
+	}
+	return k, nil
+}
+
+// cachedWindow is the network a block's inner sampler sees under
+// block-cached: for the window x [B, n] whose last positions from at on are
+// the block, the block's logits from the cache; the window's decoded
+// prefix gets zeros, which SUBS never reads (its positions are not masked).
+type cachedWindow struct {
+	lm    BlockLM
+	cache *models.KVCache
+	from  int // first window position, absolute: the cache is read from here
+	at    int64
+}
+
+func (w cachedWindow) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
+	size := x.MustSize()
+	blk := s.T(w.lm.ForwardBlock(s.T(x.MustNarrow(1, w.at, size[1]-w.at, false)), w.cache, w.from, false))
+	if w.at == 0 {
+		return blk.MustShallowClone()
+	}
+	bs := blk.MustSize()
+	prefix := s.T(ts.MustZeros([]int64{size[0], w.at, bs[2]}, blk.DType(), blk.MustDevice()))
+	return ts.MustCat([]*ts.Tensor{prefix, blk}, 1)
 }
 
 func (k *block) sample(ctx context.Context, c *chain) error {
@@ -63,6 +130,14 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 		return fmt.Errorf("block_view full shows the whole sequence, %d tokens, more than sampling.window %d; use prefix for longer sequences", c.l, k.window)
 	}
 	c.start(c.x.MustAddScalar(ts.IntScalar(0), false))
+	var cache *models.KVCache
+	if k.cached && c.l > int64(k.lm.MaxLen()) {
+		return fmt.Errorf("sampler block-cached: %d tokens do not fit the KV cache of model.max_len %d positions; use block (which re-reads a window) or a larger max_len", c.l, k.lm.MaxLen())
+	}
+	if k.cached {
+		cache = k.lm.NewKVCache()
+		defer cache.Close()
+	}
 	blocks := (c.l + k.blockLen - 1) / k.blockLen
 	for j := int64(0); j < blocks; j++ {
 		start := j * k.blockLen
@@ -79,7 +154,17 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 			}
 		}
 		w := k.windowChain(c, lo, start, hi, end, max(1, steps))
-		err := k.inner.sample(ctx, w)
+		inner := k.inner
+		if k.cached {
+			net := k.den
+			net.Model = cachedWindow{lm: k.lm, cache: cache, from: int(lo), at: start - lo}
+			var err error
+			if inner, err = newDiffusion(k.cfg.BlockSampler, k.cfg, k.proc, net); err != nil {
+				w.close()
+				return err
+			}
+		}
+		err := inner.sample(ctx, w)
 		c.calls += w.calls
 		if err == nil {
 			c.x = splice(c.x, w.x, lo)
@@ -87,6 +172,13 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 		w.close()
 		if err != nil {
 			return err
+		}
+		if k.cached {
+			// The decoded block joins the cache: one more network call.
+			done := c.x.MustNarrow(1, start, hi-start, false)
+			k.lm.ForwardBlock(done, cache, int(lo), true).MustDrop()
+			done.MustDrop()
+			c.calls++
 		}
 	}
 	return nil

@@ -17,10 +17,16 @@ import (
 // (highest p̃ of the drawn token, before reshaping) are kept; the others stay masked. With r masked positions and i steps
 // left, k = ⌈r/i⌉, so the sequence is complete after the last step. Unlike
 // the ancestral sampler the order is chosen by the model, not at random.
+//
+// With a threshold τ > 0 (Fast-dLLM's parallel decoding) every proposal
+// with p̃ > τ is kept as well, so confident stretches are decoded in one
+// step and the chain may finish — and stop calling the network — before
+// its T steps.
 type confidence struct {
-	proc  forward.Process
-	model losses.Net
-	den   losses.Denoiser
+	proc      forward.Process
+	model     losses.Net
+	den       losses.Denoiser
+	threshold float64
 }
 
 // A time-conditioned network is told σ = −log(1 − r/L) for r masked of L
@@ -72,7 +78,12 @@ func (f *confidence) unmask(c *chain, logp, masked, idx *ts.Tensor, i int) *ts.T
 	order := s.T(s.T(put(none, idx, conf)).MustArgsort(-1, true, false))
 	pos := s.T(s.T(ts.MustArange(ts.IntScalar(c.l), gotch.Int64, c.device)).MustExpand([]int64{c.b, c.l}, false, false))
 	rank := s.T(s.T(order.MustZerosLike(false)).MustScatter(-1, order, pos, false))
-	keep := s.T(masked.MustLogicalAnd(s.T(rank.MustLtTensor(s.T(quota(masked, i, c.device)), false)), false))
+	chosen := s.T(rank.MustLtTensor(s.T(quota(masked, i, c.device)), false))
+	if f.threshold > 0 {
+		sure := s.T(s.T(put(none, idx, conf)).MustGt(ts.FloatScalar(f.threshold), false))
+		chosen = s.T(chosen.MustLogicalOr(sure, false))
+	}
+	keep := s.T(masked.MustLogicalAnd(chosen, false))
 	return proposed.MustWhereSelf(keep, c.x, false)
 }
 

@@ -62,6 +62,13 @@ type Config struct {
 	// BlockSteps is shared (T over all blocks, as LLaDA) or per_block (T
 	// for each block, as BD3-LM).
 	BlockSteps string `mapstructure:"block_steps"`
+	// Threshold is Fast-dLLM's confidence threshold τ for the confidence
+	// sampler (alone or inside block): each step also unmasks every
+	// masked position whose proposal has p̃ > τ, beyond the ⌈r/i⌉ quota
+	// that finishes within T steps; a chain done early stops calling the
+	// network. 0 turns it off; with T ≥ L it is Fast-dLLM's parallel
+	// decoding (at least one position a step, the rest by confidence).
+	Threshold float64 `mapstructure:"threshold"`
 	// Window is the longest sequence the block sampler shows the model
 	// (its training length): the block plus as much context before it as
 	// fits.
@@ -70,7 +77,7 @@ type Config struct {
 
 // Names lists the samplers New knows.
 func Names() []string {
-	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence", "block", "ar", "ar-nocache"}
+	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence", "block", "block-cached", "ar", "ar-nocache"}
 }
 
 // DefaultConfig is MDLM's cached ancestral sampler with 128 steps and
@@ -122,6 +129,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.TopP > 0 && c.TopP <= 1) {
 		bad("top_p", "%v is outside (0, 1]", c.TopP)
+	}
+	if !(c.Threshold >= 0 && c.Threshold < 1) {
+		bad("threshold", "%v is outside [0, 1) (0 turns it off)", c.Threshold)
+	}
+	if c.Threshold > 0 && c.Sampler != "confidence" && !(strings.HasPrefix(c.Sampler, "block") && c.BlockSampler == "confidence") {
+		bad("threshold", "%v is the confidence sampler's (sampler confidence, or block with block_sampler confidence), got sampler %s", c.Threshold, c.Sampler)
 	}
 	if !slices.Contains(topPRules(), c.TopPRule) {
 		bad("top_p_rule", "%q is not one of %s", c.TopPRule, strings.Join(topPRules(), "|"))

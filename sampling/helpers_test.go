@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/nn"
 
 	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/models"
 	"github.com/dlmlab/difflm/torchx"
 )
@@ -34,22 +35,35 @@ type tinyNets struct {
 	absorbing, uniform forward.Process
 	mdlm, d3pm, sedd   Net // mdlm: absorbing, no time input; d3pm: uniform; sedd: absorbing
 	ar                 Net
+	bd3lm              Net // absorbing, blocks of tinyBlock
 }
+
+// tinyBlock is the block size of the tiny BD3-LM network.
+const tinyBlock = 4
 
 func newTinyNets(t testing.TB, maxLen int) tinyNets {
 	t.Helper()
 	sched := forward.LogLinear{Eps: 1e-3}
 	n := tinyNets{absorbing: forward.NewAbsorbing(tinyV, sched), uniform: forward.NewUniform(tinyV, sched)}
 	build := func(name string, proc forward.Process, seed int64) Net {
-		obj := objective(t, name, proc, tinyV)
+		cfg := losses.DefaultConfig()
+		cfg.Name, cfg.BlockSize = name, tinyBlock
+		if name == "d3pm" {
+			cfg.Steps = 16
+		}
+		obj, err := losses.New(cfg, proc, tinyV)
+		if err != nil {
+			t.Fatal(err)
+		}
 		spec := obj.Spec()
-		m := tinyModel(t, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond}, maxLen, seed)
+		m := tinyModel(t, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize}, maxLen, seed)
 		return Net{Model: m, Objective: obj}
 	}
 	n.mdlm = build("mdlm", n.absorbing, 1)
 	n.d3pm = build("d3pm", n.uniform, 2)
 	n.sedd = build("sedd", n.absorbing, 3)
 	n.ar = build("ar", nil, 4)
+	n.bd3lm = build("bd3lm", n.absorbing, 5)
 	return n
 }
 
@@ -60,6 +74,8 @@ func (n tinyNets) forSampler(name string) (forward.Process, Net) {
 		return nil, n.ar
 	case "sedd-analytic", "sedd-euler":
 		return n.absorbing, n.sedd
+	case "block-cached":
+		return n.absorbing, n.bd3lm
 	}
 	return n.absorbing, n.mdlm
 }

@@ -90,8 +90,8 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 	if net.Device.Name == "" {
 		net.Device = gotch.CPU
 	}
-	if b := net.Objective.Spec().BlockSize; b > 0 && name != "block" {
-		return nil, fmt.Errorf("sampler %q: a BD3-LM network (objective bd3lm) is decoded block by block, each block given the clean ones before it: use sampler block with sampling.block_len %d (its block size) and block_view prefix", name, b)
+	if b := net.Objective.Spec().BlockSize; b > 0 && name != "block" && name != "block-cached" {
+		return nil, fmt.Errorf("sampler %q: a BD3-LM network (objective bd3lm) is decoded block by block, each block given the clean ones before it: use sampler block-cached (or block) with sampling.block_len %d (its block size) and block_view prefix", name, b)
 	}
 	var (
 		l   loop
@@ -100,8 +100,8 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 	switch name {
 	case "ar", "ar-nocache":
 		l, err = newAR(name, net)
-	case "block":
-		l, err = newBlock(cfg, proc, net)
+	case "block", "block-cached":
+		l, err = newBlock(cfg, proc, net, name == "block-cached")
 	default:
 		l, err = newDiffusion(name, cfg, proc, net)
 	}
@@ -115,7 +115,7 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 		pending = proc.Vocab()
 	}
 	inner := name
-	if name == "block" {
+	if strings.HasPrefix(name, "block") {
 		inner = cfg.BlockSampler
 	}
 	return &sampler{name: name, loop: l, batch: cfg.BatchSize, pending: pending, device: net.Device,
@@ -161,7 +161,7 @@ func newDiffusion(name string, cfg Config, proc forward.Process, net Net) (loop,
 		return &remdm{proc: proc, model: net.Model, den: den, schedule: cfg.Remask, eta: cfg.Eta,
 			loop: loopWindow{tOn: cfg.TOn, tOff: cfg.TOff, alphaOn: cfg.AlphaOn}}, nil
 	default:
-		return &confidence{proc: proc, model: net.Model, den: den}, nil
+		return &confidence{proc: proc, model: net.Model, den: den, threshold: cfg.Threshold}, nil
 	}
 }
 

@@ -53,7 +53,11 @@ func TestGivenTokensNeverMove(t *testing.T) {
 	cfg.BlockLen, cfg.Window, cfg.Remask, cfg.Eta = 8, 12, "conf", 1
 	for _, name := range Names() {
 		proc, net := nets.forSampler(name)
-		res := generate(t, name, cfg, proc, net, Request{N: 3, Steps: 8, Template: tmpl, Temperature: 1, TopP: 1, Seed: 3})
+		c := cfg
+		if name == "block-cached" {
+			c.BlockLen = tinyBlock
+		}
+		res := generate(t, name, c, proc, net, Request{N: 3, Steps: 8, Template: tmpl, Temperature: 1, TopP: 1, Seed: 3})
 		for r, row := range res.Tokens {
 			if len(row) != 16 {
 				t.Fatalf("%s: row %d has %d tokens, want 16", name, r, len(row))
@@ -145,6 +149,38 @@ func TestConfidenceUnmasksMostConfidentFirst(t *testing.T) {
 	}
 	if !slices.Equal(f.Decided, []int{2, 1}) || f.Steps != 2 || f.Pending != 3 {
 		t.Errorf("filmstrip decided %v steps %d pending %d, want [2 1], 2, 3", f.Decided, f.Steps, f.Pending)
+	}
+}
+
+// TestConfidenceThreshold is Fast-dLLM's parallel decoding on the same
+// toy: at τ = 0.35 both positions (greedy confidences 0.45 and 0.40) clear
+// it, so one network call decides the whole sequence; at τ = 0.42 only
+// position 1 does, and the quota rule decides position 0 at the second.
+func TestConfidenceThreshold(t *testing.T) {
+	torchx.Lock()
+	d := toyTable("absorbing")
+	proc := toyProcess(d)
+	for _, c := range []struct {
+		tau   float64
+		calls int
+	}{{0.35, 1}, {0.42, 2}, {0.99, 2}} {
+		cfg := DefaultConfig()
+		cfg.Sampler, cfg.Threshold = "confidence", c.tau
+		res := generate(t, "confidence", cfg, proc, toyNetFor(t, d, proc, "mdlm", false),
+			Request{N: 2, Len: 2, Steps: 2, Temperature: 0, TopP: 1})
+		for _, row := range res.Tokens {
+			if !slices.Equal(row, []int{0, 0}) {
+				t.Errorf("τ = %v: sample %v, want [0 0]", c.tau, row)
+			}
+		}
+		if res.ModelCalls != c.calls {
+			t.Errorf("τ = %v: %d model calls, want %d", c.tau, res.ModelCalls, c.calls)
+		}
+	}
+	bad := DefaultConfig()
+	bad.Threshold = 0.9
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "sampling.threshold: 0.9 is the confidence sampler's") {
+		t.Errorf("threshold with ancestral-cached: %v", err)
 	}
 }
 
