@@ -56,7 +56,7 @@ func (a attention) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 	k := s.T(qk.MustSelect(0, 1, false))
 	v := s.T(heads.MustSelect(0, 2, false))
 	if kv != nil {
-		k, v = kv.append(s, k, v, ps.offset, ps.from)
+		k, v = kv.append(s, k, v, ps.offset, ps.from, ps.filled)
 	}
 	var ctx *ts.Tensor
 	if a.fused {

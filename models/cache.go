@@ -14,7 +14,11 @@ import (
 // the first ForwardCached; a cache serves one batch of sequences.
 type KVCache struct {
 	layers []kvLayer
-	n      int // positions filled
+	n      int // positions committed: new tokens go here
+	// filled ≥ n is where attention stops reading: positions n…filled−1
+	// hold keys and values a Prefill left after the committed ones (the
+	// masked suffix of Fast-dLLM's dual cache), read but not moved.
+	filled int
 }
 
 // kvLayer is one block's share of the cache.
@@ -50,7 +54,7 @@ func (c *KVCache) Close() {
 			kv.k, kv.v = nil, nil
 		}
 	}
-	c.n = 0
+	c.n, c.filled = 0, 0
 }
 
 // layer is block i's share; nil for a nil cache (a plain forward pass).
@@ -78,22 +82,26 @@ func (m *Transformer) ForwardCached(x, sigma *ts.Tensor, cache *KVCache) *ts.Ten
 		logits = m.forward(x, sigma, false, cache, 0)
 	})
 	cache.n += int(x.MustSize()[1])
+	cache.filled = cache.n
 	return logits
 }
 
-// ForwardBlock runs a BD3-LM network (Spec.BlockSize > 0) on one block x
-// [B, l] at positions cache.Len() … cache.Len()+l−1, attending without a
-// mask to itself and to the cached clean positions from `from` on, and
-// returns its logits [B, l, VocabOut]. This is the noisy half of the
-// x_t ⊕ x_0 pass for that block, at the cost of l query positions: the
-// clean earlier blocks never attend to noisy tokens, so their keys and
-// values do not change while later blocks are decoded. With commit the
-// block's keys and values join the cache (call it once with the decoded,
-// clean block); without, the cache is unchanged (a denoising step). No
-// gradients, no dropout.
+// ForwardBlock runs one block x [B, l] of a bidirectional network at
+// positions cache.Len() … cache.Len()+l−1, attending without a mask to
+// itself and to the cached positions from `from` on (and to a Prefill's
+// suffix), and returns its logits [B, l, VocabOut]. With commit the
+// block's keys and values join the cache; without, the cache is unchanged
+// (a denoising step). No gradients, no dropout.
+//
+// For a BD3-LM network (Spec.BlockSize > 0) this is exact: it is the noisy
+// half of the x_t ⊕ x_0 pass for that block, since clean blocks never
+// attend to noisy tokens and their keys and values do not change while
+// later blocks are decoded. For an MDLM network it is Fast-dLLM's
+// approximate cache: the cached positions would attend to the block too,
+// so their keys and values go stale as it changes (Prefill refreshes them).
 func (m *Transformer) ForwardBlock(x *ts.Tensor, cache *KVCache, from int, commit bool) *ts.Tensor {
-	if m.spec.BlockSize == 0 {
-		panic("models: ForwardBlock needs a BD3-LM network (Spec.BlockSize > 0)")
+	if m.spec.Causal {
+		panic("models: ForwardBlock needs a bidirectional network (a causal one decodes with ForwardCached)")
 	}
 	if len(cache.layers) != len(m.blocks) {
 		panic(fmt.Sprintf("models: cache for %d layers used with a %d-layer model", len(cache.layers), len(m.blocks)))
@@ -107,15 +115,38 @@ func (m *Transformer) ForwardBlock(x *ts.Tensor, cache *KVCache, from int, commi
 	})
 	if commit {
 		cache.n += int(x.MustSize()[1])
+		cache.filled = max(cache.filled, cache.n)
+	}
+	return logits
+}
+
+// Prefill runs a bidirectional (non-BD3-LM) network on the whole window
+// x [B, n] (a plain forward pass, whose logits it returns) and keeps the
+// keys and values of its first keep positions as the committed cache;
+// with suffix it also keeps those after keep+l for blocks of l = block
+// tokens (Fast-dLLM's dual cache), read by later ForwardBlock calls.
+func (m *Transformer) Prefill(x *ts.Tensor, cache *KVCache, keep, block int, suffix bool) *ts.Tensor {
+	if m.spec.Causal || m.spec.BlockSize > 0 {
+		panic("models: Prefill is for bidirectional networks (MDLM, D3PM, SEDD)")
+	}
+	cache.n, cache.filled = 0, 0
+	var logits *ts.Tensor
+	torchx.NoGrad(func() {
+		logits = m.forward(x, nil, false, cache, 0)
+	})
+	n := int(x.MustSize()[1])
+	cache.n, cache.filled = keep, keep
+	if suffix && keep+block < n {
+		cache.filled = n
 	}
 	return logits
 }
 
 // append writes k and v [B, H, l, D] at positions offset … offset+l−1 and
-// returns views [B, H, offset+l−from, D] of the cached positions from
-// `from` on, owned by s. Positions past the committed ones are scratch: a
+// returns views [B, H, max(offset+l, filled)−from, D] of the cached
+// positions from `from` on, owned by s. Positions past the committed ones are scratch: a
 // write there that is not committed is overwritten by the next.
-func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset, from int) (*ts.Tensor, *ts.Tensor) {
+func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset, from, filled int) (*ts.Tensor, *ts.Tensor) {
 	size := k.MustSize()
 	if kv.k == nil {
 		shape := []int64{size[0], size[1], int64(kv.maxLen), size[3]}
@@ -131,6 +162,6 @@ func (kv *kvLayer) append(s *torchx.Scope, k, v *ts.Tensor, offset, from int) (*
 	}
 	s.T(kv.k.MustNarrow(2, int64(offset), l, false)).Copy_(k)
 	s.T(kv.v.MustNarrow(2, int64(offset), l, false)).Copy_(v)
-	n := int64(offset) + l - int64(from)
+	n := max(int64(offset)+l, int64(filled)) - int64(from)
 	return s.T(kv.k.MustNarrow(2, int64(from), n, false)), s.T(kv.v.MustNarrow(2, int64(from), n, false))
 }

@@ -126,11 +126,14 @@ func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache, f
 	s := torchx.NewScope()
 	defer s.Close()
 	ps := &pass{rope: m.rope, offset: cache.Len(), from: from, train: train}
-	blockCached := m.spec.BlockSize > 0 && cache != nil
+	if cache != nil {
+		ps.filled = cache.filled
+	}
+	blockCached := !m.spec.Causal && cache != nil
 	l := m.checkInputs(x, sigma, ps.offset, blockCached)
 	switch {
 	case blockCached:
-		// No mask: one block sees the cached clean blocks and itself.
+		// No mask: one block (or a Prefill's window) sees the cache and itself.
 	case m.spec.BlockSize > 0:
 		ps.halves = true
 		ps.mask = s.T(BlockDiffMask(l/2, m.spec.BlockSize, x.MustDevice()))
@@ -154,6 +157,7 @@ type pass struct {
 	rope   rotary
 	offset int        // position of the first token (cached tokens before it)
 	from   int        // first cached position attended to (0: all)
+	filled int        // cached positions end here at least (a dual cache's suffix)
 	mask   *ts.Tensor // additive mask [l, offset+l] (causal or block diffusion); nil: none
 	causal bool       // mask is the causal one
 	halves bool       // x_t ⊕ x_0: each half at positions offset…offset+l/2−1

@@ -53,7 +53,15 @@ type block struct {
 	den    Net
 	cfg    Config
 	proc   forward.Process
+	// approx is Fast-dLLM's block_cache (prefix or dual; "" for none):
+	// the inner sampler is rebuilt per block on an approxWindow of plm.
+	approx string
+	plm    PrefillLM
+	net    Net
+	dev    *CacheDeviation // with block_cache_check
 }
+
+func (k *block) deviation() *CacheDeviation { return k.dev }
 
 // BlockLM is a BD3-LM network with a key/value cache of clean blocks;
 // models.Transformer implements it.
@@ -95,6 +103,20 @@ func newBlock(cfg Config, proc forward.Process, net Net, cached bool) (loop, err
 		}
 		k.cached, k.lm, k.den, k.cfg, k.proc = true, lm, Net{Objective: mdlm, Device: net.Device}, cfg, proc
 	}
+	if cfg.BlockCache != "none" {
+		plm, ok := net.Model.(PrefillLM)
+		spec := net.Objective.Spec()
+		switch {
+		case cached || spec.BlockSize > 0:
+			return nil, fmt.Errorf("sampling.block_cache %s approximates a bidirectional network's cache; a BD3-LM network's is exact: use sampler block-cached", cfg.BlockCache)
+		case !ok || spec.TimeCond:
+			return nil, fmt.Errorf("sampling.block_cache %s needs a bidirectional network without time input (objective mdlm), got objective %s", cfg.BlockCache, net.Objective.Name())
+		}
+		k.approx, k.plm, k.net, k.cfg, k.proc = cfg.BlockCache, plm, net, cfg, proc
+		if cfg.BlockCacheCheck {
+			k.dev = &CacheDeviation{}
+		}
+	}
 	return k, nil
 }
 
@@ -134,8 +156,12 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 	if k.cached && c.l > int64(k.lm.MaxLen()) {
 		return fmt.Errorf("sampler block-cached: %d tokens do not fit the KV cache of model.max_len %d positions; use block (which re-reads a window) or a larger max_len", c.l, k.lm.MaxLen())
 	}
-	if k.cached {
+	switch {
+	case k.cached:
 		cache = k.lm.NewKVCache()
+		defer cache.Close()
+	case k.approx != "":
+		cache = k.plm.NewKVCache()
 		defer cache.Close()
 	}
 	blocks := (c.l + k.blockLen - 1) / k.blockLen
@@ -155,9 +181,15 @@ func (k *block) sample(ctx context.Context, c *chain) error {
 		}
 		w := k.windowChain(c, lo, start, hi, end, max(1, steps))
 		inner := k.inner
-		if k.cached {
+		if k.cached || k.approx != "" {
 			net := k.den
-			net.Model = cachedWindow{lm: k.lm, cache: cache, from: int(lo), at: start - lo}
+			if k.cached {
+				net.Model = cachedWindow{lm: k.lm, cache: cache, from: int(lo), at: start - lo}
+			} else {
+				net = k.net
+				net.Model = approxWindow{lm: k.plm, cache: cache, at: start - lo, blk: hi - start, suffix: k.approx == "dual",
+					started: new(bool), check: k.dev}
+			}
 			var err error
 			if inner, err = newDiffusion(k.cfg.BlockSampler, k.cfg, k.proc, net); err != nil {
 				w.close()

@@ -87,3 +87,48 @@ func TestBD3LMSamplerChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestApproximateBlockCache is Fast-dLLM's cache on a bidirectional MDLM
+// network. With one step per block every step is the block's exact
+// prefill, so the tokens are the uncached sampler's; with four steps per
+// block three of them read the stale cache, and the check reports how far
+// their logits are from the exact pass (finite, not zero).
+func TestApproximateBlockCache(t *testing.T) {
+	torchx.Lock()
+	nets := newTinyNets(t, 32)
+	for _, c := range []struct{ cache, view string }{{"prefix", "prefix"}, {"dual", "full"}} {
+		cfg := DefaultConfig()
+		cfg.BlockLen, cfg.Window, cfg.BlockView, cfg.BlockSampler = 4, 16, c.view, "ancestral"
+		exactCfg, cachedCfg := cfg, cfg
+		cachedCfg.BlockCache, cachedCfg.BlockCacheCheck = c.cache, true
+		req := Request{N: 2, Len: 16, Steps: 4, Temperature: 1, TopP: 1, Seed: 6}
+		exact := generate(t, "block", exactCfg, nets.absorbing, nets.mdlm, req)
+		cached := generate(t, "block", cachedCfg, nets.absorbing, nets.mdlm, req)
+		for i := range exact.Tokens {
+			if !slices.Equal(exact.Tokens[i], cached.Tokens[i]) {
+				t.Errorf("%s, one step per block: sample %d %v, exact %v", c.cache, i, cached.Tokens[i], exact.Tokens[i])
+			}
+		}
+		if d := cached.Cache; d == nil || d.Steps != 0 {
+			t.Errorf("%s, one step per block: deviation %+v, want no cached step", c.cache, d)
+		}
+		req.Steps = 16
+		cached = generate(t, "block", cachedCfg, nets.absorbing, nets.mdlm, req)
+		d := cached.Cache
+		if d == nil || d.Steps != 12 || !(d.MaxAbsLogit > 0 && d.MaxAbsLogit < 100) || !(d.MeanKL >= 0 && d.MeanKL < 10) {
+			t.Errorf("%s, four steps per block: deviation %+v, want 12 cached steps with a small non-zero difference", c.cache, d)
+		}
+		t.Logf("%s cache, 4 steps per block of 4: max |Δlogit| %.3g, mean KL %.3g nats over %d steps", c.cache, d.MaxAbsLogit, d.MeanKL, d.Steps)
+	}
+	bad := DefaultConfig()
+	bad.BlockCache = "dual"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "sampling.block_cache: dual caches the masked suffix, which only block_view full shows") {
+		t.Errorf("dual with the prefix view: %v", err)
+	}
+	proc, bd := bd3lmNet(t, 4)
+	bc := DefaultConfig()
+	bc.BlockLen, bc.Window, bc.BlockCache = 4, 16, "prefix"
+	if _, err := New("block", bc, proc, bd); err == nil || !strings.Contains(err.Error(), "a BD3-LM network's is exact: use sampler block-cached") {
+		t.Errorf("approximate cache on BD3-LM: %v", err)
+	}
+}

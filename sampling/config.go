@@ -62,6 +62,15 @@ type Config struct {
 	// BlockSteps is shared (T over all blocks, as LLaDA) or per_block (T
 	// for each block, as BD3-LM).
 	BlockSteps string `mapstructure:"block_steps"`
+	// BlockCache is Fast-dLLM's approximate key/value cache for the block
+	// sampler on a bidirectional network without time input (MDLM): none,
+	// prefix (the decoded context's keys and values computed once per
+	// block, at its first step, and reused while the block is denoised) or
+	// dual (the masked suffix's as well; needs block_view full).
+	BlockCache string `mapstructure:"block_cache"`
+	// BlockCacheCheck also runs the exact pass at every cached step and
+	// reports how far the cached logits are from it (Result.Cache).
+	BlockCacheCheck bool `mapstructure:"block_cache_check"`
 	// Threshold is Fast-dLLM's confidence threshold τ for the confidence
 	// sampler (alone or inside block): each step also unmasks every
 	// masked position whose proposal has p̃ > τ, beyond the ⌈r/i⌉ quota
@@ -102,6 +111,7 @@ func DefaultConfig() Config {
 		BlockSampler: "ancestral-cached",
 		BlockView:    "prefix",
 		BlockSteps:   "shared",
+		BlockCache:   "none",
 		Window:       128,
 	}
 }
@@ -161,6 +171,11 @@ func (c Config) Validate() error {
 	}
 	if c.BlockLen >= 1 && c.Window >= 1 && c.BlockLen > c.Window {
 		bad("block_len", "%d exceeds sampling.window %d", c.BlockLen, c.Window)
+	}
+	if !slices.Contains([]string{"none", "prefix", "dual"}, c.BlockCache) {
+		bad("block_cache", "%q is not one of none|prefix|dual", c.BlockCache)
+	} else if c.BlockCache == "dual" && c.BlockView != "full" {
+		bad("block_cache", "dual caches the masked suffix, which only block_view full shows (got %s)", c.BlockView)
 	}
 	if !slices.Contains([]string{"prefix", "full"}, c.BlockView) {
 		bad("block_view", "%q is not one of prefix|full", c.BlockView)

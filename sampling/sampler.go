@@ -58,6 +58,9 @@ type Result struct {
 	ModelCalls int     // network evaluations over all batches
 	Elapsed    time.Duration
 	Filmstrip  *Filmstrip // nil without a Recorder
+	// Cache is the approximate cache's distance from exact decoding, with
+	// sampling.block_cache_check; nil otherwise.
+	Cache *CacheDeviation
 }
 
 // CachedLM is a causal network with a key/value cache, for ar;
@@ -271,6 +274,9 @@ func (s *sampler) Generate(ctx context.Context, req Request) (Result, error) {
 		res.Filmstrip = rec.filmstrip()
 	}
 	res.Elapsed = time.Since(start)
+	if d, ok := s.loop.(interface{ deviation() *CacheDeviation }); ok {
+		res.Cache = d.deviation()
+	}
 	return res, nil
 }
 
