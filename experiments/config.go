@@ -47,6 +47,7 @@ type Config struct {
 	Sampling  sampling.Config `mapstructure:"sampling"`
 	Sweep     SweepConfig     `mapstructure:"sweep"`
 	Report    ReportConfig    `mapstructure:"report"`
+	Frontier  FrontierConfig  `mapstructure:"frontier"`
 }
 
 // ReportConfig is the `report:` section: how -mode report compares variants.
@@ -75,6 +76,7 @@ func DefaultConfig() *Config {
 		Train:     train.DefaultConfig(),
 		Eval:      eval.DefaultConfig(),
 		Sampling:  sampling.DefaultConfig(),
+		Frontier:  DefaultFrontierConfig(),
 	}
 	// The built-in default is the first ten minutes of a new user: a few
 	// minutes on 2 cores that end with a model clearly better than the
@@ -114,7 +116,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("threads: %w", err))
 	}
 	c.syncRunKeys()
-	for _, v := range []config.Validator{c.Data, c.Process, c.Objective, c.Train, c.Eval, c.Sampling, c.Sweep} {
+	for _, v := range []config.Validator{c.Data, c.Process, c.Objective, c.Train, c.Eval, c.Sampling, c.Sweep, c.Frontier} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

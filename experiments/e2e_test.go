@@ -472,3 +472,50 @@ func TestInterruptAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontierEndToEnd trains AR, MDLM and BD3-LM for a few steps, then
+// -mode frontier decodes them at two batch sizes: every setting is
+// recorded (task frontier), the table compares each with AR+KV, and one
+// figure per batch size is drawn.
+func TestFrontierEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := tinySweep(t, dir, `    - name: ar
+      set: [process.name=none, objective.name=ar, sampling.sampler=ar, eval.ar_reference=self]
+    - name: mdlm
+      after: [ar]
+      set: [process.name=absorbing, objective.name=mdlm, sampling.sampler=ancestral-cached]
+    - name: bd3lm
+      after: [ar]
+      set: [process.name=absorbing, objective.name=bd3lm, objective.block_size=8, sampling.sampler=block-cached, sampling.block_len=8, sampling.window=32]
+`)
+	runCmd(t, bin, "-cfg", cfg, "-set", "eval.gen_steps=[4]")
+	ref := filepath.Join(dir, "e2e", "ar", "model.safetensors")
+	out := runCmd(t, bin, "-cfg", cfg, "-mode", "frontier", "-set", "eval.ar_reference="+ref, "-set", "frontier.batches=[1,2]",
+		"-set", "frontier.samples=2", "-set", "frontier.steps=[4]", "-set", "frontier.thresholds=[0.5]", "-set", "frontier.long_length=48")
+	for _, want := range []string{"batch 1, L = 32", "batch 2, L = 32", "batch 1, L = 48", "×AR", "KV cache", "ancestral-cached", "confidence", "dual τ=0.5", "block-cached"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("frontier output lacks %q:\n%s", want, tail(out, 4000))
+		}
+	}
+	if !strings.Contains(out, "faster than AR+KV") && !strings.Contains(out, "no diffusion setting is faster than AR+KV") {
+		t.Errorf("frontier output says nothing against AR+KV:\n%s", tail(out, 3000))
+	}
+	points := map[string]int{}
+	forEvaluations(t, filepath.Join(dir, "results.db"), results.RunFilter{Sweep: "e2e"}, func(r results.Run, evs []results.Evaluation) {
+		for _, e := range evs {
+			if e.Task == results.TaskFrontier && e.Metric == results.MetricTokensPerS && e.Value > 0 {
+				points[r.Variant]++
+			}
+		}
+	})
+	// ar: 2 lengths × 2 batches; mdlm: (T=4, τ, dual τ) × 2 batches; bd3lm: 2 lengths × 2 batches.
+	if points["ar"] != 4 || points["mdlm"] != 6 || points["bd3lm"] != 4 {
+		t.Errorf("frontier points per variant %v, want ar 4, mdlm 6, bd3lm 4", points)
+	}
+	for _, f := range []string{"frontier_b1_L32.png", "frontier_b2_L32.svg", "frontier_b1_L48.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "report", "e2e", f)); err != nil {
+			t.Errorf("figure %s: %v", f, err)
+		}
+	}
+}

@@ -156,20 +156,11 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 	if err != nil {
 		return nil, err
 	}
-	var ref *eval.Reference
-	switch cfg.Eval.ARReference {
-	case "":
-	case selfReference:
-		mcfg, err := cfg.Model.Resolve()
-		if err != nil {
-			return nil, err
-		}
-		ref = &eval.Reference{Net: m.net, Vocab: corpus.Vocab.Size(), EOS: corpus.Vocab.EOS(), MaxLen: mcfg.MaxLen, Device: m.dev}
-	default:
-		ref, err = eval.LoadReference(cfg.Eval.ARReference, corpus.Vocab, m.dev)
-		if err != nil {
-			return nil, err
-		}
+	ref, err := m.reference(cfg, corpus.Vocab)
+	if err != nil {
+		return nil, err
+	}
+	if ref != nil {
 		defer ref.Close()
 	}
 	steps := cfg.Eval.GenSteps
@@ -219,6 +210,23 @@ func (m *method) sampleAndScore(ctx context.Context, cfg *Config, corpus *data.C
 		}
 	}
 	return last, nil
+}
+
+// reference is the AR model that scores generated text
+// (eval.ar_reference): nil for none, the run's own network for self, else
+// the named checkpoint. Close it when done.
+func (m *method) reference(cfg *Config, vocab *data.Vocab) (*eval.Reference, error) {
+	switch cfg.Eval.ARReference {
+	case "":
+		return nil, nil
+	case selfReference:
+		mcfg, err := cfg.Model.Resolve()
+		if err != nil {
+			return nil, err
+		}
+		return &eval.Reference{Net: m.net, Vocab: vocab.Size(), EOS: vocab.EOS(), MaxLen: mcfg.MaxLen, Device: m.dev}, nil
+	}
+	return eval.LoadReference(cfg.Eval.ARReference, vocab, m.dev)
 }
 
 // sampleMeta is what a sample row records of how it was made: the sampling

@@ -8,6 +8,7 @@
 //	go run ./experiments -cfg study-text8 -mode eval      # evaluate every finished run of a sweep again
 //	go run ./experiments -cfg absorbing -mode sample -n 8 -steps 128 -infill "She [MASK:4] the door."
 //	go run ./experiments -mode report | plot [-sweep NAME] [-doc docs/study-cpu.md]
+//	go run ./experiments -cfg study-text8 -mode frontier  # speed against quality of the finished runs' samplers
 //
 // Exit status: 0 on success, 1 on a failed run, 2 on bad usage or config,
 // 130 when interrupted (SIGINT or SIGTERM: training checkpoints the current
@@ -48,7 +49,7 @@ type options struct {
 	sets                                                                    setFlags
 }
 
-var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench"}
+var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench", "frontier"}
 
 func main() {
 	ensureOMPPolicy()
@@ -117,6 +118,8 @@ func run(ctx context.Context, o options) error {
 		return plots(cfg, o)
 	case "bench":
 		return bench(ctx, cfg, o)
+	case "frontier":
+		return frontier(ctx, cfg, loaded, o)
 	case "sweep":
 		return sweep(ctx, cfg, loaded, o, "run")
 	case "run", "eval":
