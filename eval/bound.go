@@ -220,8 +220,15 @@ func (md boundMode) weighted(nelbo func([]float64) ([]float64, error), v, prior 
 // priorTerms is each row's prior term Σ_l w_l·KL(q_1(·|x0_l) ‖ π), the
 // part of every NELBO estimate that does not depend on the time.
 func priorTerms(m Model, x0 *ts.Tensor, b data.Batch) []float64 {
-	kl := m.Process.PriorKL(x0).MustTo(gotch.CPU, true).Float64Values(true)
 	out := make([]float64, b.Rows)
+	if c, ok := m.Objective.(interface{ PriorPerToken() float64 }); ok && m.Process == nil {
+		// vdm: the prior of a point of fixed norm is the same for every token.
+		for i := range b.Rows * b.L {
+			out[i/b.L] += c.PriorPerToken() * float64(b.Mask[i])
+		}
+		return out
+	}
+	kl := m.Process.PriorKL(x0).MustTo(gotch.CPU, true).Float64Values(true)
 	for i := range kl {
 		out[i/b.L] += kl[i] * float64(b.Mask[i])
 	}

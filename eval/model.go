@@ -44,7 +44,7 @@ func (m Model) check() error {
 		return fmt.Errorf("eval: model without network or objective")
 	case m.isAR() && m.Process != nil:
 		return fmt.Errorf("eval: objective ar takes no forward process, got %s", m.Process.Name())
-	case !m.isAR() && m.Process == nil:
+	case !m.isAR() && !m.continuous() && m.Process == nil:
 		return fmt.Errorf("eval: objective %s needs its forward process", m.Objective.Name())
 	case m.SeqLen < 2:
 		return fmt.Errorf("eval: sequence length %d, want at least 2", m.SeqLen)
@@ -53,6 +53,21 @@ func (m Model) check() error {
 }
 
 func (m Model) isAR() bool { return m.Objective.Name() == "ar" }
+
+// continuous reports an embed-and-diffuse model (objective vdm), whose
+// Gaussian process is the objective's own.
+func (m Model) continuous() bool { return m.Objective.Spec().EmbedDim > 0 }
+
+// CanFill reports whether the model gives clean-token distributions for
+// LAMBADA's fill: AR, the denoisers and the scorers; an embed-and-diffuse
+// model gives points, whose fill is the ddpm sampler's chain.
+func (m Model) CanFill() bool {
+	switch m.Objective.(type) {
+	case losses.Denoiser, losses.Scorer:
+		return true
+	}
+	return m.isAR()
+}
 
 // blockSize is a BD3-LM network's block size, 0 for every other network.
 func (m Model) blockSize() int { return m.Objective.Spec().BlockSize }
@@ -73,6 +88,9 @@ func (m Model) discrete() bool {
 func (m Model) vocab() int {
 	if m.Process != nil {
 		return m.Process.Vocab()
+	}
+	if m.continuous() {
+		return m.Objective.Spec().VocabIn
 	}
 	return m.Objective.Spec().VocabOut
 }

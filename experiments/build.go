@@ -28,14 +28,19 @@ type method struct {
 // It seeds libtorch first, so the initial weights depend only on cfg.Seed.
 func buildMethod(cfg *Config, V int, dev gotch.Device) (*method, error) {
 	m := &method{dev: dev}
-	if cfg.Process.Name != "none" {
-		p, err := forward.New(cfg.Process, V, dev)
-		if err != nil {
+	var obj losses.Objective
+	var err error
+	switch cfg.Process.Name {
+	case "gaussian": // the objective owns the Gaussian process
+		obj, err = losses.NewVDM(cfg.Objective, cfg.Process.Gaussian(), V)
+	case "none":
+		obj, err = losses.New(cfg.Objective, nil, V)
+	default:
+		if m.proc, err = forward.New(cfg.Process, V, dev); err != nil {
 			return nil, err
 		}
-		m.proc = p
+		obj, err = losses.New(cfg.Objective, m.proc, V)
 	}
-	obj, err := losses.New(cfg.Objective, m.proc, V)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +52,7 @@ func buildMethod(cfg *Config, V int, dev gotch.Device) (*method, error) {
 	}
 	m.vs = nn.NewVarStore(dev)
 	net, err := models.New(m.vs.Root(), mcfg, models.Spec{
-		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize})
+		VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize, EmbedDim: spec.EmbedDim})
 	if err != nil {
 		return nil, err
 	}

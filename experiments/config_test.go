@@ -11,7 +11,7 @@ import (
 // The real experiment config: every shipped config loads, and the errors a
 // user meets name the key.
 func TestShippedConfigsLoad(t *testing.T) {
-	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar", "study-cpu", "study-text8", "owt-small", "shakespeare-bpe"} {
+	for _, name := range []string{"absorbing", "uniform", "embedding", "sedd_absorbing", "sedd_uniform", "ar", "study-cpu", "study-text8", "owt-small", "shakespeare-bpe", "bd3lm", "diffusion-lm"} {
 		t.Run(name, func(t *testing.T) {
 			withConfigsDir(t)
 			cfg, loaded, err := loadConfig(name+".yaml", nil)

@@ -123,11 +123,16 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 		}
 		add(r.Evaluations(results.TaskLAMBADA)...)
 		bound(results.TaskLAMBADA, r)
-		acc, err := eval.LambadaAccuracy(ctx, em, cfg.Eval, corpus.Vocab, exs)
-		if err != nil {
-			return fmt.Errorf("eval lambada accuracy: %w", err)
+		if em.CanFill() {
+			acc, err := eval.LambadaAccuracy(ctx, em, cfg.Eval, corpus.Vocab, exs)
+			if err != nil {
+				return fmt.Errorf("eval lambada accuracy: %w", err)
+			}
+			add(acc.Evaluations(results.TaskLAMBADA)...)
+		} else {
+			slog.Warn("eval: LAMBADA accuracy not measured: this objective gives no clean-token distribution to fill the last word from (its bound is reported)",
+				"objective", cfg.Objective.Name)
 		}
-		add(acc.Evaluations(results.TaskLAMBADA)...)
 	}
 	return store.AddEvaluations(rows, seqs...)
 }

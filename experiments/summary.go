@@ -131,13 +131,12 @@ func (s *runSummary) boundLine(task string) (string, bool) {
 	if !ok || !uok {
 		return "", false
 	}
-	unit := "per token"
-	value := fmt.Sprintf("perplexity ≤ %.2f %s", ppl.Value, unit)
-	uvalue := fmt.Sprintf("%.2f", uni.Value)
+	value := fmt.Sprintf("perplexity ≤ %s per token", num(ppl.Value))
+	uvalue := num(uni.Value)
 	if bpc, ok := s.find(task, results.MetricBPC); ok && s.vocab.Tokenizer() != data.TokGPT2 {
 		ubpc, _ := s.find(task, results.MetricUnigramBPC)
-		value = fmt.Sprintf("%.3f bits per character (perplexity ≤ %.2f per character)", bpc.Value, ppl.Value)
-		uvalue = fmt.Sprintf("%.3f bpc, perplexity %.2f", ubpc.Value, uni.Value)
+		value = fmt.Sprintf("%.3f bits per character (perplexity ≤ %s per character)", bpc.Value, num(ppl.Value))
+		uvalue = fmt.Sprintf("%.3f bpc, perplexity %s", ubpc.Value, num(uni.Value))
 	}
 	ratio := uni.Value / ppl.Value
 	verdict := fmt.Sprintf("%.1f× better than the unigram model (%s)", ratio, uvalue)
@@ -163,7 +162,11 @@ func (s *runSummary) write(w io.Writer) {
 	}
 	if g := s.gen; g != nil {
 		if g.film != nil && len(g.film.Frames) > 1 {
-			fmt.Fprintf(w, "\nText crystallising from masks (%s, T = %d; ▒ = still masked):\n", g.sampler, g.steps)
+			if g.sampler == "ddpm" {
+				fmt.Fprintf(w, "\nText sharpening out of noise (%s, T = %d; each step's nearest tokens of x̂0):\n", g.sampler, g.steps)
+			} else {
+				fmt.Fprintf(w, "\nText crystallising from masks (%s, T = %d; ▒ = still masked):\n", g.sampler, g.steps)
+			}
 			for _, fr := range pickFrames(g.film.Frames, 7) {
 				line := summaryTokens(s.vocab, fr.Tokens, func(i int) bool { return fr.Tokens[i] == g.film.Pending })
 				fmt.Fprintf(w, "  step %4d │ %s\n", fr.Step, line)
@@ -200,6 +203,15 @@ func (s *runSummary) write(w io.Writer) {
 		fmt.Fprintln(w, "Report:   ", s.report)
 	}
 	fmt.Fprintln(w, rule)
+}
+
+// num prints a perplexity: two decimals, or three digits when huge (an
+// untrained continuous model's bound).
+func num(v float64) string {
+	if math.Abs(v) < 1e5 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
 
 // pickFrames keeps about n frames, always the first and the last.
@@ -248,8 +260,11 @@ func summarize(w io.Writer, store *results.Store, cfg *Config, runID int64, voca
 		elapsed: time.Since(began), evals: evs, gen: gen, infill: infill, infillSkipped: infillSkipped,
 		arReference: cfg.Eval.ARReference, vocab: vocab, report: rep,
 	}
-	if cfg.Process.Name == "none" {
+	switch cfg.Process.Name {
+	case "none":
 		s.method = "autoregressive"
+	case "gaussian":
+		s.method = "embed-and-diffuse (gaussian × vdm)"
 	}
 	for _, f := range files {
 		if strings.HasPrefix(filepath.Base(f), "loss") && strings.HasSuffix(f, ".png") {

@@ -12,8 +12,9 @@ import (
 
 // Config is the `process:` section of a run configuration.
 type Config struct {
-	// Name is absorbing|uniform|embedding, or none for the autoregressive
-	// baseline, which has no forward process.
+	// Name is absorbing|uniform|embedding, gaussian (embed-and-diffuse: a
+	// Gaussian on learned token embeddings, see Gaussian), or none for the
+	// autoregressive baseline, which has no forward process.
 	Name string `mapstructure:"name"`
 	// Schedule is loglinear|cosine|geometric (see Schedule).
 	Schedule string `mapstructure:"schedule"`
@@ -31,6 +32,16 @@ type Config struct {
 	// EigenCacheDir holds the eigendecompositions of embedding graphs,
 	// keyed by the sha256 of the table and k.
 	EigenCacheDir string `mapstructure:"eigen_cache_dir"`
+	// EmbedDim, GammaMin and GammaMax are the gaussian process's embedding
+	// dimension d and its log-SNR range γ(0) … γ(1) (VDM's −13.3 … 5).
+	EmbedDim int     `mapstructure:"embed_dim"`
+	GammaMin float64 `mapstructure:"gamma_min"`
+	GammaMax float64 `mapstructure:"gamma_max"`
+}
+
+// Gaussian is the gaussian process the config describes.
+func (c Config) Gaussian() Gaussian {
+	return Gaussian{Dim: c.EmbedDim, GammaMin: c.GammaMin, GammaMax: c.GammaMax}
 }
 
 // DefaultConfig is the absorbing process with MDLM's log-linear schedule.
@@ -43,11 +54,14 @@ func DefaultConfig() Config {
 		SigmaMax:      20,
 		KnnK:          10,
 		EigenCacheDir: ".cache/eigen",
+		EmbedDim:      16,
+		GammaMin:      -13.3,
+		GammaMax:      5,
 	}
 }
 
 var (
-	processNames  = []string{"absorbing", "uniform", "embedding", "none"}
+	processNames  = []string{"absorbing", "uniform", "embedding", "gaussian", "none"}
 	scheduleNames = []string{"loglinear", "cosine", "geometric"}
 )
 
@@ -62,6 +76,15 @@ func (c Config) Validate() error {
 		bad("name", "%q is not one of %s", c.Name, strings.Join(processNames, "|"))
 	}
 	if c.Name == "none" {
+		return errors.Join(errs...)
+	}
+	if c.Name == "gaussian" {
+		if c.EmbedDim < 1 {
+			bad("embed_dim", "%d, want at least 1", c.EmbedDim)
+		}
+		if !(c.GammaMin < c.GammaMax) || math.IsInf(c.GammaMin, 0) || math.IsInf(c.GammaMax, 0) {
+			bad("gamma_min", "want finite gamma_min < gamma_max, got %v and %v", c.GammaMin, c.GammaMax)
+		}
 		return errors.Join(errs...)
 	}
 	switch c.Schedule {
@@ -106,8 +129,9 @@ func (c Config) NewSchedule() (Schedule, error) {
 // New builds the configured process over a vocabulary of V real tokens.
 // The embedding process loads its table and computes (or loads from the
 // cache) its eigendecomposition on device; the other processes hold no
-// tensors and follow the device of their inputs. Name "none" is an error:
-// the caller builds no process for the autoregressive baseline.
+// tensors and follow the device of their inputs. Names "none" and
+// "gaussian" are errors: the caller builds no Process for the
+// autoregressive baseline, and Config.Gaussian for the gaussian one.
 func New(c Config, V int, device gotch.Device) (Process, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -135,5 +159,5 @@ func New(c Config, V int, device gotch.Device) (Process, error) {
 		defer table.MustDrop()
 		return NewEmbedding(table, c.KnnK, sched, c.EigenCacheDir, device)
 	}
-	return nil, fmt.Errorf("process.name: none builds no process (the ar objective needs none)")
+	return nil, fmt.Errorf("process.name: %s builds no Process (none: the ar objective needs none; gaussian: see Config.Gaussian)", c.Name)
 }

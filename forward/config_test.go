@@ -60,7 +60,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"default", func(*Config) {}, ""},
 		{"none skips the rest", func(c *Config) { c.Name, c.Schedule = "none", "" }, ""},
-		{"bad name", func(c *Config) { c.Name = "gaussian" }, `process.name: "gaussian" is not one of absorbing|uniform|embedding|none`},
+		{"bad name", func(c *Config) { c.Name = "brownian" }, `process.name: "brownian" is not one of absorbing|uniform|embedding|gaussian|none`},
+		{"gaussian", func(c *Config) { c.Name = "gaussian" }, ""},
+		{"gaussian without dimension", func(c *Config) { c.Name, c.EmbedDim = "gaussian", 0 }, "process.embed_dim: 0, want at least 1"},
+		{"gaussian upside down", func(c *Config) { c.Name, c.GammaMin, c.GammaMax = "gaussian", 5, -5 }, "process.gamma_min: want finite gamma_min < gamma_max, got 5 and -5"},
 		{"bad schedule", func(c *Config) { c.Schedule = "linear" }, `process.schedule: "linear" is not one of loglinear|cosine|geometric`},
 		{"eps zero", func(c *Config) { c.Eps = 0 }, "process.eps: 0 is outside (0, 1)"},
 		{"eps one", func(c *Config) { c.Schedule, c.Eps = "cosine", 1 }, "process.eps: 1 is outside (0, 1)"},
@@ -188,7 +191,7 @@ func TestNewErrors(t *testing.T) {
 			"process.embedding: load " + dir + "/nope.npy: open " + dir + "/nope.npy: no such file or directory"},
 		{"too big for CPU", func(c *Config) { c.Embedding = dir + "/big.npy" }, MaxCPUVocab + 1,
 			"process.name: embedding with V=16385 needs a CUDA device: its dense V×V eigendecomposition takes 4 GB and O(V³) time; on a CPU keep V ≤ 16384 (data.vocab_size)"},
-		{"none", func(c *Config) { c.Name = "none" }, 6, "process.name: none builds no process (the ar objective needs none)"},
+		{"none", func(c *Config) { c.Name = "none" }, 6, "process.name: none builds no Process (none: the ar objective needs none; gaussian: see Config.Gaussian)"},
 		{"tiny vocabulary", func(c *Config) { c.Name = "uniform" }, 1, "process: vocabulary of 1 tokens, need at least 2"},
 	}
 	for _, c := range cases {

@@ -304,10 +304,10 @@ func ExampleSpecFor() {
 		fmt.Printf("%s/%s: %+v\n", pair[1], pair[0], spec)
 	}
 	// Output:
-	// mdlm/absorbing: {VocabIn:101 VocabOut:100 Causal:false TimeCond:false BlockSize:0}
-	// d3pm/uniform: {VocabIn:100 VocabOut:100 Causal:false TimeCond:true BlockSize:0}
-	// sedd/absorbing: {VocabIn:101 VocabOut:101 Causal:false TimeCond:true BlockSize:0}
-	// ar/none: {VocabIn:101 VocabOut:100 Causal:true TimeCond:false BlockSize:0}
+	// mdlm/absorbing: {VocabIn:101 VocabOut:100 Causal:false TimeCond:false BlockSize:0 EmbedDim:0}
+	// d3pm/uniform: {VocabIn:100 VocabOut:100 Causal:false TimeCond:true BlockSize:0 EmbedDim:0}
+	// sedd/absorbing: {VocabIn:101 VocabOut:101 Causal:false TimeCond:true BlockSize:0 EmbedDim:0}
+	// ar/none: {VocabIn:101 VocabOut:100 Causal:true TimeCond:false BlockSize:0 EmbedDim:0}
 }
 
 // mean is the data-weighted mean of per-sequence values in code order.

@@ -10,7 +10,7 @@ import (
 
 // Config is the `objective:` section of a run configuration.
 type Config struct {
-	// Name is mdlm|d3pm|sedd|bd3lm|ar.
+	// Name is mdlm|d3pm|sedd|bd3lm|vdm|ar.
 	Name string `mapstructure:"name"`
 	// Steps is T of the discrete-time bounds: d3pm needs T ≥ 1, mdlm
 	// takes T ≥ 1 for its finite-T form or 0 for continuous time, sedd
@@ -36,16 +36,20 @@ type Config struct {
 	// Both 0 (a Config literal's zero value) is the same as [0, 1].
 	ClipMin float64 `mapstructure:"clip_min"`
 	ClipMax float64 `mapstructure:"clip_max"`
+	// VDMLoss is what vdm trains on: elbo (VDM's bound, the default) or
+	// simple (Diffusion-LM's ‖e − x̂0‖² + prior mean + rounding loss);
+	// its evaluation is the bound either way.
+	VDMLoss string `mapstructure:"vdm_loss"`
 }
 
 // DefaultConfig is MDLM in continuous time.
 func DefaultConfig() Config {
-	return Config{Name: "mdlm", HybridLambda: 0.01, D3PMForm: "proportional", TSampling: "antithetic", BlockSize: 16, ClipMax: 1}
+	return Config{Name: "mdlm", HybridLambda: 0.01, D3PMForm: "proportional", TSampling: "antithetic", BlockSize: 16, ClipMax: 1, VDMLoss: "elbo"}
 }
 
 var (
-	objectiveNames = []string{"mdlm", "d3pm", "sedd", "bd3lm", "ar"}
-	processNames   = []string{"absorbing", "uniform", "embedding", "none"}
+	objectiveNames = []string{"mdlm", "d3pm", "sedd", "bd3lm", "vdm", "ar"}
+	processNames   = []string{"absorbing", "uniform", "embedding", "gaussian", "none"}
 	d3pmForms      = []string{"proportional", "mixture"}
 	tSamplings     = []string{"uniform", "antithetic"}
 )
@@ -73,6 +77,11 @@ func (c Config) Validate() error {
 		bad("steps", "ar has no diffusion steps (steps: 0), got %d", c.Steps)
 	case c.Name == "bd3lm" && c.Steps != 0:
 		bad("steps", "bd3lm is continuous-time only (steps: 0), got %d", c.Steps)
+	case c.Name == "vdm" && c.Steps != 0:
+		bad("steps", "vdm is continuous-time only (steps: 0), got %d", c.Steps)
+	}
+	if c.VDMLoss != "elbo" && c.VDMLoss != "simple" && !(c.VDMLoss == "" && c.Name != "vdm") {
+		bad("vdm_loss", "%q is not one of elbo|simple", c.VDMLoss)
 	}
 	if c.Name == "bd3lm" && c.BlockSize < 1 {
 		bad("block_size", "%d: bd3lm needs blocks of at least 1 token", c.BlockSize)
@@ -105,8 +114,12 @@ func ValidatePair(processName, objectiveName string) error {
 			return fmt.Errorf("objective.name: %s needs process.name: absorbing, got %s", objectiveName, processName)
 		}
 	case "d3pm", "sedd":
-		if processName == "none" {
-			return fmt.Errorf("objective.name: %s needs a process (process.name: absorbing|uniform|embedding), got none", objectiveName)
+		if processName == "none" || processName == "gaussian" {
+			return fmt.Errorf("objective.name: %s needs a discrete process (process.name: absorbing|uniform|embedding), got %s", objectiveName, processName)
+		}
+	case "vdm":
+		if processName != "gaussian" {
+			return fmt.Errorf("objective.name: vdm needs process.name: gaussian, got %s", processName)
 		}
 	case "ar":
 		if processName != "none" {
@@ -138,6 +151,8 @@ func SpecFor(processName, objectiveName string, V int) (NetSpec, error) {
 		return NetSpec{VocabIn: n, VocabOut: V, TimeCond: true}, nil
 	case "sedd":
 		return NetSpec{VocabIn: n, VocabOut: n, TimeCond: true}, nil
+	case "vdm":
+		return NetSpec{}, fmt.Errorf("objective vdm's network depends on process.embed_dim: see NewVDM")
 	}
 	return NetSpec{VocabIn: V + 1, VocabOut: V, Causal: true}, nil
 }

@@ -22,7 +22,7 @@ func TestValidate(t *testing.T) {
 		{"default", func(*Config) {}, ""},
 		{"mdlm finite T", func(c *Config) { c.Steps = 1000 }, ""},
 		{"d3pm", func(c *Config) { c.Name, c.Steps, c.D3PMForm = "d3pm", 1000, "mixture" }, ""},
-		{"bad name", func(c *Config) { c.Name = "ddpm" }, `objective.name: "ddpm" is not one of mdlm|d3pm|sedd|bd3lm|ar`},
+		{"bad name", func(c *Config) { c.Name = "ddpm" }, `objective.name: "ddpm" is not one of mdlm|d3pm|sedd|bd3lm|vdm|ar`},
 		{"bd3lm", func(c *Config) { c.Name, c.BlockSize, c.ClipMin, c.ClipMax = "bd3lm", 4, 0.3, 0.8 }, ""},
 		{"bd3lm without blocks", func(c *Config) { c.Name, c.BlockSize = "bd3lm", 0 }, "objective.block_size: 0: bd3lm needs blocks of at least 1 token"},
 		{"bd3lm with steps", func(c *Config) { c.Name, c.Steps = "bd3lm", 10 }, "objective.steps: bd3lm is continuous-time only (steps: 0), got 10"},
@@ -60,15 +60,15 @@ func TestValidatePair(t *testing.T) {
 		{"absorbing", "d3pm", ""},
 		{"uniform", "d3pm", ""},
 		{"embedding", "d3pm", ""},
-		{"none", "d3pm", "objective.name: d3pm needs a process (process.name: absorbing|uniform|embedding), got none"},
+		{"none", "d3pm", "objective.name: d3pm needs a discrete process (process.name: absorbing|uniform|embedding), got none"},
 		{"absorbing", "sedd", ""},
 		{"uniform", "sedd", ""},
 		{"embedding", "sedd", ""},
-		{"none", "sedd", "objective.name: sedd needs a process (process.name: absorbing|uniform|embedding), got none"},
+		{"none", "sedd", "objective.name: sedd needs a discrete process (process.name: absorbing|uniform|embedding), got none"},
 		{"none", "ar", ""},
 		{"absorbing", "ar", "objective.name: ar takes no process (process.name: none), got absorbing"},
-		{"gaussian", "sedd", `process.name: "gaussian" is not one of absorbing|uniform|embedding|none`},
-		{"absorbing", "gpt", `objective.name: "gpt" is not one of mdlm|d3pm|sedd|bd3lm|ar`},
+		{"gaussian", "sedd", "objective.name: sedd needs a discrete process (process.name: absorbing|uniform|embedding), got gaussian"},
+		{"absorbing", "gpt", `objective.name: "gpt" is not one of mdlm|d3pm|sedd|bd3lm|vdm|ar`},
 	}
 	for _, c := range cases {
 		got := ""

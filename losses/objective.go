@@ -31,6 +31,7 @@ type NetSpec struct {
 	VocabIn, VocabOut int
 	Causal, TimeCond  bool
 	BlockSize         int // > 0: a BD3-LM network over x_t ⊕ x_0 (models.Spec.BlockSize)
+	EmbedDim          int // > 0: an embed-and-diffuse network (models.Spec.EmbedDim)
 }
 
 // Stats summarises one Loss call, per token (weighted by the loss weights).
@@ -48,7 +49,7 @@ type Stats struct {
 // Objective is a training loss and its evaluation bound. Callers must be
 // on a torchx.Lock'ed thread.
 type Objective interface {
-	// Name is mdlm, d3pm, sedd, bd3lm or ar.
+	// Name is mdlm, d3pm, sedd, bd3lm, vdm or ar.
 	Name() string
 	// Spec is the network this objective needs.
 	Spec() NetSpec
@@ -116,6 +117,8 @@ func New(cfg Config, proc forward.Process, V int) (Objective, error) {
 		s := &sedd{base: b, proc: proc}
 		s.m = s
 		return s, nil
+	case "vdm":
+		return nil, fmt.Errorf("objective vdm is built from the gaussian process by NewVDM")
 	case "bd3lm":
 		b.spec.BlockSize = cfg.BlockSize
 		clip := [2]float64{cfg.ClipMin, cfg.ClipMax}
@@ -149,10 +152,11 @@ type terms struct {
 	bound *ts.Tensor // contribution to the NELBO estimate, prior included
 	prior *ts.Tensor // the prior term (no gradient)
 	ce    *ts.Tensor // hybrid cross-entropy, nil unless d3pm
+	train *ts.Tensor // what Loss minimises instead of bound (+λ·ce); nil: the bound
 }
 
 func (t terms) drop() {
-	for _, x := range []*ts.Tensor{t.bound, t.prior, t.ce} {
+	for _, x := range []*ts.Tensor{t.bound, t.prior, t.ce, t.train} {
 		if x != nil {
 			x.MustDrop()
 		}
@@ -188,6 +192,9 @@ func (b *base) Loss(net Net, x0, weights *ts.Tensor) (*ts.Tensor, Stats, error) 
 	total := s.T(w.MustSum(tr.bound.DType(), false))
 	sum := func(x *ts.Tensor) *ts.Tensor { return s.T(s.T(x.MustMul(w, false)).MustSum(x.DType(), false)) }
 	obj := sum(tr.bound)
+	if tr.train != nil {
+		obj = sum(tr.train)
+	}
 	if tr.ce != nil && b.lambda > 0 {
 		obj = s.T(obj.MustAdd(s.T(sum(tr.ce).MustMulScalar(ts.FloatScalar(b.lambda), false)), false))
 	}

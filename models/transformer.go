@@ -22,6 +22,11 @@ type Spec struct {
 	// (noisy then clean copy, both at positions 0…L−1) under
 	// BlockDiffMask(L, BlockSize); see Forward.
 	BlockSize int
+	// EmbedDim > 0 makes an embed-and-diffuse network (continuous.go): the
+	// token table is [VocabIn, EmbedDim], its input a noisy embedding z
+	// [B, L, EmbedDim] through one linear layer, its output x̂0 [B, L,
+	// VocabOut = EmbedDim].
+	EmbedDim int
 }
 
 // Transformer is the DiT-style backbone of MDLM and SEDD:
@@ -40,7 +45,8 @@ type Spec struct {
 type Transformer struct {
 	cfg    Config // resolved
 	spec   Spec
-	embed  *ts.Tensor // [VocabIn, W]
+	embed  *ts.Tensor // [VocabIn, W]; [VocabIn, EmbedDim] for embed-and-diffuse
+	input  *linear    // EmbedDim → W, embed-and-diffuse only
 	time   *timeEmbed // nil without time conditioning
 	blocks []*block
 	output outputLayer
@@ -71,7 +77,16 @@ func New(p *nn.Path, cfg Config, spec Spec) (*Transformer, error) {
 	}
 	m := &Transformer{cfg: cfg, spec: spec, rope: newRotary(cfg.MaxLen, cfg.headDim(), device)}
 	var ps params
-	m.embed = ps.new(p.Sub("embed"), "weight", []int64{int64(spec.VocabIn), int64(cfg.Width)}, nn.NewRandnInit(0, 0.02))
+	if spec.EmbedDim > 0 {
+		if spec.VocabOut != spec.EmbedDim || spec.Causal || spec.BlockSize > 0 || !spec.TimeCond {
+			return nil, fmt.Errorf("models: an embed-and-diffuse network predicts x̂0 of its %d-dimensional embeddings from the noise level: spec %+v", spec.EmbedDim, spec)
+		}
+		m.embed = ps.new(p.Sub("embed"), "weight", []int64{int64(spec.VocabIn), int64(spec.EmbedDim)}, nn.NewRandnInit(0, 1))
+		in := ps.newLinear(p.Sub("input").Sub("proj"), spec.EmbedDim, cfg.Width, 0.02, true)
+		m.input = &in
+	} else {
+		m.embed = ps.new(p.Sub("embed"), "weight", []int64{int64(spec.VocabIn), int64(cfg.Width)}, nn.NewRandnInit(0, 0.02))
+	}
 	m.counts.embedding = ps.n
 	if spec.TimeCond {
 		t := ps.newTimeEmbed(p.Sub("time"), cfg.CondDim, device)
@@ -141,10 +156,16 @@ func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache, f
 		ps.causal = true
 		ps.mask = s.T(causalMask(l, ps.offset, x.MustDevice()))
 	}
+	return m.stack(s.T(ts.MustEmbedding(m.embed, x, -1, false, false)), sigma, ps, cache)
+}
+
+// stack runs the blocks and the output layer on the input stream h.
+func (m *Transformer) stack(h, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
 	if m.time != nil {
 		ps.cond = s.T(m.time.forward(sigma))
 	}
-	h := s.T(ts.MustEmbedding(m.embed, x, -1, false, false))
 	for i, b := range m.blocks {
 		h = s.T(b.forward(h, ps, cache.layer(i)))
 	}

@@ -90,6 +90,23 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 		}
 		nets[name] = Net{Model: m, Objective: obj}
 	}
+	{
+		oc := losses.DefaultConfig()
+		oc.Name = "vdm"
+		obj, err := losses.NewVDM(oc, forward.Gaussian{Dim: 16, GammaMin: -13.3, GammaMax: 5}, cfg.Vocab)
+		if err != nil {
+			return nil, fmt.Errorf("bench: vdm objective: %w", err)
+		}
+		spec := obj.Spec()
+		torchx.Seed(cfg.Seed)
+		mc := models.DefaultConfig()
+		mc.Preset, mc.Dropout, mc.MaxLen = cfg.Preset, 0, maxLen
+		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, TimeCond: true, EmbedDim: spec.EmbedDim})
+		if err != nil {
+			return nil, fmt.Errorf("bench: vdm model: %w", err)
+		}
+		nets["vdm"] = Net{Model: m, Objective: obj}
+	}
 	var rows []BenchRow
 	for _, l := range cfg.Lengths {
 		fmt.Fprintf(w, "# L=%d: one forward pass of the bidirectional network on %d×%d tokens takes %.3f s, of the causal one on %d new tokens with a cache of %d %.4f s\n",
@@ -139,6 +156,8 @@ func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc 
 		p, net = nil, nets["ar"]
 	case "sedd-analytic", "sedd-euler":
 		net = nets["sedd"]
+	case "ddpm":
+		p, net = nil, nets["vdm"]
 	case "block-cached":
 		// BD3-LM's own sampler, on a BD3-LM network of block size block_len.
 		net = nets["bd3lm"]

@@ -71,6 +71,9 @@ type Config struct {
 	// BlockCacheCheck also runs the exact pass at every cached step and
 	// reports how far the cached logits are from it (Result.Cache).
 	BlockCacheCheck bool `mapstructure:"block_cache_check"`
+	// Clamp is Diffusion-LM's clamping trick for the ddpm sampler: x̂0
+	// snapped to its nearest token embedding at every step.
+	Clamp bool `mapstructure:"clamp"`
 	// Threshold is Fast-dLLM's confidence threshold τ for the confidence
 	// sampler (alone or inside block): each step also unmasks every
 	// masked position whose proposal has p̃ > τ, beyond the ⌈r/i⌉ quota
@@ -86,7 +89,7 @@ type Config struct {
 
 // Names lists the samplers New knows.
 func Names() []string {
-	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence", "block", "block-cached", "ar", "ar-nocache"}
+	return []string{"ancestral", "ancestral-cached", "sedd-analytic", "sedd-euler", "remdm", "confidence", "block", "block-cached", "ddpm", "ar", "ar-nocache"}
 }
 
 // DefaultConfig is MDLM's cached ancestral sampler with 128 steps and

@@ -36,6 +36,7 @@ type tinyNets struct {
 	mdlm, d3pm, sedd   Net // mdlm: absorbing, no time input; d3pm: uniform; sedd: absorbing
 	ar                 Net
 	bd3lm              Net // absorbing, blocks of tinyBlock
+	vdm                Net // gaussian on 8-dimensional embeddings
 }
 
 // tinyBlock is the block size of the tiny BD3-LM network.
@@ -64,6 +65,14 @@ func newTinyNets(t testing.TB, maxLen int) tinyNets {
 	n.sedd = build("sedd", n.absorbing, 3)
 	n.ar = build("ar", nil, 4)
 	n.bd3lm = build("bd3lm", n.absorbing, 5)
+	vcfg := losses.DefaultConfig()
+	vcfg.Name = "vdm"
+	vobj, err := losses.NewVDM(vcfg, forward.Gaussian{Dim: 8, GammaMin: -13.3, GammaMax: 5}, tinyV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := vobj.Spec()
+	n.vdm = Net{Model: tinyModel(t, models.Spec{VocabIn: vs.VocabIn, VocabOut: vs.VocabOut, TimeCond: true, EmbedDim: vs.EmbedDim}, maxLen, 6), Objective: vobj}
 	return n
 }
 
@@ -76,6 +85,8 @@ func (n tinyNets) forSampler(name string) (forward.Process, Net) {
 		return n.absorbing, n.sedd
 	case "block-cached":
 		return n.absorbing, n.bd3lm
+	case "ddpm":
+		return nil, n.vdm
 	}
 	return n.absorbing, n.mdlm
 }

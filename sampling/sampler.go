@@ -105,6 +105,8 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 		l, err = newAR(name, net)
 	case "block", "block-cached":
 		l, err = newBlock(cfg, proc, net, name == "block-cached")
+	case "ddpm":
+		l, err = newDDPM(cfg, net)
 	default:
 		l, err = newDiffusion(name, cfg, proc, net)
 	}
@@ -114,8 +116,11 @@ func New(name string, cfg Config, proc forward.Process, net Net) (Sampler, error
 	// Undecided positions hold V: the mask id for absorbing, an id no token
 	// has otherwise (ar's network outputs exactly V tokens).
 	pending := net.Objective.Spec().VocabOut
-	if proc != nil {
+	switch {
+	case proc != nil:
 		pending = proc.Vocab()
+	case net.Objective.Spec().EmbedDim > 0: // its outputs are points, not V logits
+		pending = net.Objective.Spec().VocabIn
 	}
 	inner := name
 	if strings.HasPrefix(name, "block") {
