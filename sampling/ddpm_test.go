@@ -17,7 +17,9 @@ import (
 // the exact posterior mean x̂0 = tanh(α·z/σ² + ½·log(p/(1−p))) implies.
 type twoPoints struct{ p float64 }
 
-func (n twoPoints) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor { panic("twoPoints takes points") }
+func (n twoPoints) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	panic("twoPoints takes points")
+}
 
 func (n twoPoints) Embeddings() *ts.Tensor {
 	return ts.MustOfSlice([]float32{-1, 1}).MustView([]int64{2, 1}, true)
