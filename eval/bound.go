@@ -17,6 +17,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/results"
 	"github.com/dlmlab/difflm/torchx"
 )
@@ -370,4 +371,56 @@ func (t *total) result(md boundMode, unk int) (Result, error) {
 	return Result{Value: ppl, Stderr: ppl * se, NLL: nll, NLLStderr: se, BPC: bpc, BPCStderr: bpcSE,
 		Tokens: t.tokens, Bytes: nbytes, UNKShare: share, Sequences: t.sequences, K: md.k, Exact: md.exact,
 		PerSequence: t.seqs}, nil
+}
+
+// termer is an objective whose bound has named terms (vdm).
+type termer interface {
+	TermTotals(net losses.Net, x0, weights *ts.Tensor, u []float64) (map[string]float64, float64, error)
+}
+
+// BoundTerms is the breakdown of the model's bound into its terms, in
+// nats per token, over the same batches as Bound (one stratified draw per
+// sequence), for objectives that have named terms; nil otherwise.
+func BoundTerms(ctx context.Context, m Model, cfg Config, batches Batches) (map[string]float64, error) {
+	torchx.Lock()
+	tm, ok := m.Objective.(termer)
+	if !ok {
+		return nil, nil
+	}
+	torchx.Seed(cfg.Seed)
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7e5))
+	sums := map[string]float64{}
+	tokens := 0.0
+	for n := 0; cfg.MaxBatches == 0 || n < cfg.MaxBatches; n++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := batches.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		shape := []int64{int64(b.Rows), int64(b.L)}
+		x0 := ts.MustOfSlice(b.Tokens[:b.Rows*b.L]).MustView(shape, true).MustTo(m.device(), true)
+		w := ts.MustOfSlice(b.Mask[:b.Rows*b.L]).MustView(shape, true).MustTo(m.device(), true)
+		part, tok, err := tm.TermTotals(m.Net, x0, w, stratified(rng, b.Rows))
+		x0.MustDrop()
+		w.MustDrop()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range part {
+			sums[k] += v
+		}
+		tokens += tok
+	}
+	if tokens == 0 {
+		return nil, fmt.Errorf("eval bound terms: no tokens")
+	}
+	for k := range sums {
+		sums[k] /= tokens
+	}
+	return sums, nil
 }

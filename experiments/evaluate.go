@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"fmt"
 	"log/slog"
 	"math"
@@ -98,6 +100,16 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			return fmt.Errorf("eval %s: %w", split.task, err)
 		}
 		add(u.UnigramEvaluations(split.task)...)
+		if batches, err = corpus.EvalBatches(split.ds, cfg.Eval.BatchSize); err != nil {
+			return err
+		}
+		terms, err := eval.BoundTerms(ctx, em, cfg.Eval, batches)
+		if err != nil {
+			return fmt.Errorf("eval %s bound terms: %w", split.task, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(terms)) {
+			add(results.Evaluation{Task: split.task, Metric: results.TermPrefix + name, Value: terms[name], Stderr: math.NaN(), N: r.Tokens})
+		}
 	}
 	for _, zs := range cfg.Eval.ZeroShot {
 		r, err := eval.ZeroShotBound(ctx, em, cfg.Eval, cfg.Data, corpus.Vocab, zs)

@@ -189,3 +189,37 @@ func (d *vdm) terms(net Net, x0, _ *ts.Tensor, t []float64, train bool) (terms, 
 	}
 	return tr, nil
 }
+
+// Term names of TermTotals, as the results record them (nats per token).
+const (
+	TermPrior     = "prior"
+	TermDiffusion = "diffusion"
+	TermRecon     = "recon"
+)
+
+// TermTotals is each term of the bound summed over the weighted tokens of
+// x0 at the draws u (one per sequence), and the weight total: the
+// breakdown a report prints beside the bound, the reconstruction term
+// (rounding points back to tokens) apart.
+func (d *vdm) TermTotals(net Net, x0, weights *ts.Tensor, u []float64) (map[string]float64, float64, error) {
+	cn, ok := net.(ContinuousNet)
+	if !ok {
+		return nil, 0, fmt.Errorf("objective vdm needs an embed-and-diffuse network, got %T", net)
+	}
+	if err := checkBatch(x0, weights); err != nil {
+		return nil, 0, fmt.Errorf("vdm terms: %w", err)
+	}
+	out := map[string]float64{}
+	var tokens float64
+	torchx.NoGrad(func() {
+		s := torchx.NewScope()
+		defer s.Close()
+		p := d.parts(cn, x0, u, false)
+		defer p.drop()
+		w := s.T(weightsLike(weights, p.prior))
+		sum := func(x *ts.Tensor) float64 { return scalar(s.T(s.T(x.MustMul(w, false)).MustSum(gotch.Double, false))) }
+		out[TermPrior], out[TermDiffusion], out[TermRecon] = sum(p.prior), sum(p.diffusion), sum(p.recon)
+		tokens = scalar(s.T(w.MustSum(gotch.Double, false)))
+	})
+	return out, tokens, nil
+}

@@ -32,6 +32,10 @@ const (
 	MetricUnigramPPL      = "unigram_ppl"  // perplexity of the training split's unigram model on a bound's tokens
 	MetricTokensPerS      = "tokens_per_s"
 	MetricModelCalls      = "model_calls"
+	// TermPrefix + a term name is one term of a bound with named terms
+	// (vdm: term_prior, term_diffusion, term_recon), nats per token, from
+	// one draw per sequence beside the bound's own.
+	TermPrefix = "term_"
 
 	// Parameter keys of evaluations.
 	ParamSteps   = "steps"
