@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/eval"
