@@ -10,9 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dlmlab/difflm/checkpoint"
 	"github.com/dlmlab/difflm/config"
-	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/eval"
 	"github.com/dlmlab/difflm/results"
 	"github.com/dlmlab/difflm/sampling"
@@ -177,24 +175,11 @@ func frontier(ctx context.Context, cfg *Config, loaded config.Loaded, o options)
 
 // frontierRun measures one run at every setting.
 func frontierRun(ctx context.Context, cfg *Config, fc FrontierConfig, store *results.Store, runID int64, variant string) error {
-	dir := runDir(cfg)
-	vocab, err := data.LoadVocab(filepath.Join(dir, "vocab.json"))
-	if err != nil {
-		return err
-	}
-	dev, err := torchx.ParseDevice(cfg.Device)
-	if err != nil {
-		return usageError{fmt.Errorf("device: %w", err)}
-	}
-	torchx.SetThreads(cfg.Train.Threads)
-	m, err := buildMethod(cfg, vocab.Size(), dev)
+	m, vocab, err := loadTrained(cfg, filepath.Join(runDir(cfg), "model.safetensors"))
 	if err != nil {
 		return err
 	}
 	defer m.vs.Destroy()
-	if _, err := checkpoint.LoadInto(m.vs, filepath.Join(dir, "model.safetensors"), "ema"); err != nil {
-		return err
-	}
 	ref, err := m.reference(cfg, vocab)
 	if err != nil {
 		return err

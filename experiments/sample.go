@@ -24,32 +24,18 @@ import (
 func sampleMode(ctx context.Context, cfg *Config, o options) error {
 	torchx.Lock()
 	dir := runDir(cfg)
-	vocab, err := data.LoadVocab(filepath.Join(dir, "vocab.json"))
-	if err != nil {
-		return fmt.Errorf("run %s: %w (train it first)", cfg.Name, err)
-	}
 	ckpt := o.ckpt
 	if ckpt == "" {
+		var err error
 		if ckpt, err = newestWeights(dir); err != nil {
 			return err
 		}
 	}
-	dev, err := torchx.ParseDevice(cfg.Device)
-	if err != nil {
-		return usageError{fmt.Errorf("device: %w", err)}
-	}
-	torchx.SetThreads(cfg.Train.Threads)
-	m, err := buildMethod(cfg, vocab.Size(), dev)
+	m, vocab, err := loadTrained(cfg, ckpt)
 	if err != nil {
 		return err
 	}
-	meta, err := checkpoint.LoadInto(m.vs, ckpt, "ema")
-	if err != nil {
-		return err
-	}
-	if err := vocab.Verify(meta[checkpoint.MetaVocabHash]); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", ckpt, err)
-	}
+	dev := m.dev
 
 	name := firstNonEmpty(o.sampler, cfg.Sampling.Sampler)
 	if cfg.Objective.Name == "ar" && o.sampler == "" {
@@ -91,6 +77,33 @@ func sampleMode(ctx context.Context, cfg *Config, o options) error {
 	fmt.Printf("sampler %s: %d sequences, %d steps, %d model calls, %.1f tokens/s (%s), entropy %.3f\n",
 		name, len(res.Tokens), req.Steps, res.ModelCalls, g.TokensPerS, res.Elapsed.Round(time.Millisecond), g.Entropy)
 	return storeSamples(cfg, name, req.Steps, res, g, vocab)
+}
+
+// loadTrained builds the run's method and loads weights from ckpt (the EMA
+// ones of a training checkpoint, or exported final weights), checking that
+// they were trained on the run's vocabulary.
+func loadTrained(cfg *Config, ckpt string) (*method, *data.Vocab, error) {
+	vocab, err := data.LoadVocab(filepath.Join(runDir(cfg), "vocab.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w (train it first)", cfg.Name, err)
+	}
+	dev, err := torchx.ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("device: %w", err)}
+	}
+	torchx.SetThreads(cfg.Train.Threads)
+	m, err := buildMethod(cfg, vocab.Size(), dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := checkpoint.LoadInto(m.vs, ckpt, "ema")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := vocab.Verify(meta[checkpoint.MetaVocabHash]); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", ckpt, err)
+	}
+	return m, vocab, nil
 }
 
 // storeSamples records samples under the run's row, when the run is in the

@@ -69,14 +69,19 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 	maxLen := slices.Max(cfg.Lengths)
 	proc := forward.NewAbsorbing(cfg.Vocab, forward.LogLinear{Eps: 1e-3})
 	nets := map[string]Net{}
-	for _, name := range []string{"mdlm", "sedd", "ar", "bd3lm"} {
+	for _, name := range []string{"mdlm", "sedd", "ar", "bd3lm", "vdm"} {
 		oc := losses.DefaultConfig()
 		oc.Name, oc.BlockSize = name, min(cfg.BlockLen, slices.Min(cfg.Lengths))
-		var p forward.Process = proc
-		if name == "ar" {
-			p = nil
+		var obj losses.Objective
+		var err error
+		switch name {
+		case "ar":
+			obj, err = losses.New(oc, nil, cfg.Vocab)
+		case "vdm":
+			obj, err = losses.NewVDM(oc, forward.Gaussian{Dim: 16, GammaMin: -13.3, GammaMax: 5}, cfg.Vocab)
+		default:
+			obj, err = losses.New(oc, proc, cfg.Vocab)
 		}
-		obj, err := losses.New(oc, p, cfg.Vocab)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s objective: %w", name, err)
 		}
@@ -84,28 +89,12 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 		torchx.Seed(cfg.Seed)
 		mc := models.DefaultConfig()
 		mc.Preset, mc.Dropout, mc.MaxLen = cfg.Preset, 0, maxLen
-		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize})
+		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut,
+			Causal: spec.Causal, TimeCond: spec.TimeCond, BlockSize: spec.BlockSize, EmbedDim: spec.EmbedDim})
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s model: %w", name, err)
 		}
 		nets[name] = Net{Model: m, Objective: obj}
-	}
-	{
-		oc := losses.DefaultConfig()
-		oc.Name = "vdm"
-		obj, err := losses.NewVDM(oc, forward.Gaussian{Dim: 16, GammaMin: -13.3, GammaMax: 5}, cfg.Vocab)
-		if err != nil {
-			return nil, fmt.Errorf("bench: vdm objective: %w", err)
-		}
-		spec := obj.Spec()
-		torchx.Seed(cfg.Seed)
-		mc := models.DefaultConfig()
-		mc.Preset, mc.Dropout, mc.MaxLen = cfg.Preset, 0, maxLen
-		m, err := models.New(nn.NewVarStore(gotch.CPU).Root(), mc, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, TimeCond: true, EmbedDim: spec.EmbedDim})
-		if err != nil {
-			return nil, fmt.Errorf("bench: vdm model: %w", err)
-		}
-		nets["vdm"] = Net{Model: m, Objective: obj}
 	}
 	var rows []BenchRow
 	for _, l := range cfg.Lengths {
