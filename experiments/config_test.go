@@ -115,39 +115,48 @@ func withConfigsDir(t *testing.T) {
 	t.Chdir("..")
 }
 
-// TestCheckDependencies: a finished run that later waves wait for must
-// still have its weights; a run nobody waits for, or one still to do,
-// need not.
+// TestCheckDependencies: a run's AR reference (or embedding source) must
+// exist, or come from a run still to do in an earlier wave; a finished
+// run whose file is gone, or a file no run writes, stops the sweep with a
+// message naming both.
 func TestCheckDependencies(t *testing.T) {
 	dir := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.OutDir = dir
-	cfg.Sweep = SweepConfig{Name: "st", Seeds: []int64{1}, Variants: []Variant{
-		{Name: "ar"}, {Name: "mdlm"}, {Name: "emb", After: []string{"ar"}}}}
+	ref := filepath.Join(dir, "st", "ar", "seed1", "model.safetensors")
+	yaml := "name: st\nout_dir: " + dir + "\nsweep:\n  name: st\n  seeds: [1]\n  variants:\n" +
+		"    - name: ar\n      set: [process.name=none, objective.name=ar, sampling.sampler=ar]\n" +
+		"    - name: mdlm\n      after: [ar]\n      set: [eval.ar_reference=" + ref + "]\n"
+	path := filepath.Join(dir, "st.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	plan := cfg.Sweep.Plan()
 	byName := map[string]PlannedRun{}
 	for _, r := range plan {
 		byName[r.Name] = r
 	}
-	emb, ar := byName["st/emb/seed1"], byName["st/ar/seed1"]
-	if err := checkDependencies(cfg, plan, []PlannedRun{ar, emb}); err != nil {
+	ar, mdlm := byName["st/ar/seed1"], byName["st/mdlm/seed1"]
+	if err := checkDependencies(cfg, path, nil, plan, []PlannedRun{ar, mdlm}); err != nil {
 		t.Errorf("ar still to do: %v", err)
 	}
-	if err := checkDependencies(cfg, plan, nil); err != nil {
-		t.Errorf("nothing to do: %v", err)
+	err = checkDependencies(cfg, path, nil, plan, []PlannedRun{mdlm})
+	if err == nil || !strings.Contains(err.Error(), "run st/mdlm/seed1 needs "+ref+", which run st/ar/seed1 wrote") {
+		t.Errorf("finished ar without weights: %v", err)
 	}
-	err := checkDependencies(cfg, plan, []PlannedRun{emb})
-	want := filepath.Join(dir, "st", "ar", "seed1", "model.safetensors")
-	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "st/emb/seed1 waits") {
-		t.Fatalf("finished ar without weights: %v, want it to name %s", err, want)
+	err = checkDependencies(cfg, path, []string{"eval.ar_reference=" + filepath.Join(dir, "nowhere.safetensors")}, plan, []PlannedRun{ar, mdlm})
+	if err == nil || !strings.Contains(err.Error(), "which does not exist and no run of the sweep writes") {
+		t.Errorf("a reference no run writes: %v", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(ref), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(want, []byte("x"), 0o644); err != nil {
+	if err := os.WriteFile(ref, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkDependencies(cfg, plan, []PlannedRun{emb}); err != nil {
+	if err := checkDependencies(cfg, path, nil, plan, []PlannedRun{mdlm}); err != nil {
 		t.Errorf("weights present: %v", err)
 	}
 }

@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/dlmlab/difflm/config"
+	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/results"
 )
 
@@ -72,7 +72,7 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mo
 		}
 	}
 	store.Close()
-	if err := checkDependencies(cfg, plan, todo); err != nil {
+	if err := checkDependencies(cfg, loaded.Path, o.sets, plan, todo); err != nil {
 		return err
 	}
 	slog.Info("sweep", "name", cfg.Sweep.Name, "runs", len(plan), "to_do", len(todo), "parallel", o.parallel, "db", db)
@@ -185,35 +185,49 @@ func eta(elapsed time.Duration, done, total int) time.Duration {
 }
 
 // checkDependencies stops a sweep before it starts a run that would fail
-// late: a run waiting (`after:`) on a variant whose finished runs have no
-// exported weights — a results database carried to another machine
-// without its run folders — would train for its whole budget and then
-// fail to load the AR reference or the embedding source.
-func checkDependencies(cfg *Config, plan, todo []PlannedRun) error {
-	needed := map[string]string{} // variant → a run that waits for it
-	for _, r := range todo {
-		for _, v := range cfg.Sweep.Variants {
-			if v.Name == r.Variant || strings.HasPrefix(r.Variant, v.Name+",") {
-				for _, dep := range v.After {
-					needed[dep] = r.Name
-				}
-			}
-		}
+// late: a run reads files other runs write (its AR reference, the AR
+// run's embeddings for the embedding process), and a results database
+// carried to another machine without its run folders would have those
+// runs finished and their files gone — the run would train for its whole
+// budget and then fail to load them. Each such file must exist, or come
+// from a run still to do in an earlier wave.
+func checkDependencies(cfg *Config, path string, sets []string, plan, todo []PlannedRun) error {
+	producer := map[string]PlannedRun{}
+	for _, r := range plan {
+		producer[filepath.Clean(filepath.Join(cfg.OutDir, filepath.FromSlash(r.Name), "model.safetensors"))] = r
 	}
 	pending := map[string]bool{}
 	for _, r := range todo {
 		pending[r.Name] = true
 	}
-	for _, r := range plan {
-		waiting, ok := needed[strings.SplitN(r.Variant, ",", 2)[0]]
-		if !ok || pending[r.Name] {
-			continue
+	for _, r := range todo {
+		rc, _, err := loadConfig(path, append(append([]string{}, r.Sets...), sets...))
+		if err != nil {
+			return usageError{fmt.Errorf("sweep %s: run %s: %w", cfg.Sweep.Name, r.Name, err)}
 		}
-		w := filepath.Join(cfg.OutDir, filepath.FromSlash(r.Name), "model.safetensors")
-		if _, err := os.Stat(w); err != nil {
-			return fmt.Errorf("sweep %s: run %s is finished in the database but its weights %s are missing, and %s waits "+
-				"for them (its AR reference or embedding source): restore that run's folder (at least model.safetensors)",
-				cfg.Sweep.Name, r.Name, w, waiting)
+		var files []string
+		if ref := rc.Eval.ARReference; ref != "" && ref != selfReference {
+			files = append(files, ref)
+		}
+		if rc.Process.Name == "embedding" {
+			if f, err := forward.SourceFile(rc.Process.Embedding); err == nil {
+				files = append(files, f)
+			}
+		}
+		for _, f := range files {
+			if _, err := os.Stat(f); err == nil {
+				continue
+			}
+			p, ok := producer[filepath.Clean(f)]
+			switch {
+			case ok && pending[p.Name] && p.Wave < r.Wave:
+				// written before r starts
+			case ok:
+				return fmt.Errorf("sweep %s: run %s needs %s, which run %s wrote; it is finished in the database but the file is missing: restore that run's folder (at least model.safetensors)",
+					cfg.Sweep.Name, r.Name, f, p.Name)
+			default:
+				return fmt.Errorf("sweep %s: run %s needs %s, which does not exist and no run of the sweep writes", cfg.Sweep.Name, r.Name, f)
+			}
 		}
 	}
 	return nil

@@ -44,6 +44,13 @@ func parseSource(spec string) (source, error) {
 	return src, nil
 }
 
+// SourceFile is the file an embedding source spec (Config.Embedding)
+// reads.
+func SourceFile(spec string) (string, error) {
+	src, err := parseSource(spec)
+	return src.path, err
+}
+
 // LoadEmbedding loads the frozen embedding table named by spec (see
 // Config.Embedding) as float32 [V,D] on the CPU. A table with V+1 rows is
 // accepted and its last row dropped: it is the embedding of a model whose
