@@ -81,9 +81,11 @@ study: setup
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode report -doc docs/study-cpu.md -out docs/study-cpu
 	$(GO) run ./experiments -cfg study-cpu.yaml -mode plot -out docs/study-cpu
 
-# The character-level study (docs/study-text8.md): about 3 h 30 min on 2 cores.
+# The character-level study (docs/study-text8.md): about 5 h on 2 cores
+# (22 runs, one at a time), then ~25 min of decoding for the frontier.
 study-text8: setup
 	$(GO) run ./experiments -cfg study-text8.yaml
+	$(GO) run ./experiments -cfg study-text8.yaml -mode frontier -out docs/study-text8
 	$(GO) run ./experiments -cfg study-text8.yaml -mode report -doc docs/study-text8.md -out docs/study-text8
 	$(GO) run ./experiments -cfg study-text8.yaml -mode plot -out docs/study-text8
 
