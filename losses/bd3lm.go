@@ -159,19 +159,31 @@ func (d *bd3lm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (term
 	if err != nil {
 		return terms{}, err
 	}
-	logits, err := d.logits(net, xt, x0, train)
-	if err != nil {
-		return terms{}, err
-	}
-	s.T(logits)
-	dtype, dev := logits.DType(), logits.MustDevice()
 	tk := d.blockTimes(t, K, train)
 	w := make([]float64, len(tk))
 	for i, v := range tk {
 		w[i] = d.weight(v)
 	}
-	masked := s.T(s.T(xt.MustEq(ts.IntScalar(d.maskID()), false)).MustTotype(dtype, false))
-	cost := s.T(s.T(s.T(nll(logits, x0)).MustMul(masked, false)).MustMul(s.T(d.perToken(w, int(B), K, dtype, dev)), false))
-	prior := d.proc.PriorKL(x0).MustTotype(dtype, true)
+	var cost *ts.Tensor
+	if rn, ok := net.(rowNet); ok {
+		in := s.T(ts.MustCat([]*ts.Tensor{xt, x0}, 1))
+		c, err := maskedCost(rn, in, x0, xt, d.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
+			return d.perToken(w, int(B), K, dtype, dev)
+		}, d.proc.Vocab(), train)
+		if err != nil {
+			return terms{}, err
+		}
+		cost = s.T(c)
+	} else {
+		logits, err := d.logits(net, xt, x0, train)
+		if err != nil {
+			return terms{}, err
+		}
+		s.T(logits)
+		dtype, dev := logits.DType(), logits.MustDevice()
+		masked := s.T(s.T(xt.MustEq(ts.IntScalar(d.maskID()), false)).MustTotype(dtype, false))
+		cost = s.T(s.T(s.T(nll(logits, x0)).MustMul(masked, false)).MustMul(s.T(d.perToken(w, int(B), K, dtype, dev)), false))
+	}
+	prior := d.proc.PriorKL(x0).MustTotype(cost.DType(), true)
 	return terms{bound: cost.MustAdd(prior, false), prior: prior}, nil
 }

@@ -152,3 +152,77 @@ func TestBD3LMBlockTimes(t *testing.T) {
 		}
 	}
 }
+
+// fullHead hides ForwardRows, so an objective computes every position's
+// logits.
+type fullHead struct{ m *models.Transformer }
+
+func (f fullHead) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	return f.m.Forward(x, sigma, train)
+}
+
+// TestMaskedHeadSameLossAndGradients: running the output layer only on
+// the masked rows (models.Transformer.ForwardRows) gives MDLM's and
+// BD3-LM's loss and every parameter's gradient of the full head, to 1e-6.
+func TestMaskedHeadSameLossAndGradients(t *testing.T) {
+	torchx.Lock()
+	const V, L = 9, 8
+	proc := forward.NewAbsorbing(V, forward.LogLinear{Eps: 1e-3})
+	for _, c := range []struct {
+		name  string
+		block int
+	}{{"mdlm", 0}, {"bd3lm", 4}} {
+		obj := build(t, c.name, proc, V, func(cfg *Config) { cfg.BlockSize = max(c.block, 1) }).(Objective)
+		spec := obj.Spec()
+		x0 := randomTokens(t, 3, L, V, 17)
+		cfg := models.DefaultConfig()
+		cfg.Dropout, cfg.MaxLen = 0, 64
+		torchx.Seed(5)
+		vs := nn.NewVarStore(gotch.CPU)
+		m, err := models.New(vs.Root(), cfg, models.Spec{VocabIn: spec.VocabIn, VocabOut: spec.VocabOut, BlockSize: spec.BlockSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := vs.TrainableVariables() // one order for both runs
+		// Gradients accumulate: the second run's are its total minus the first's.
+		run := func(net Net) (float64, [][]float64) {
+			torchx.Seed(23)
+			loss, _, err := obj.Loss(net, x0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss.MustBackward()
+			var grads [][]float64
+			for _, p := range params {
+				g := p.MustGrad(false)
+				grads = append(grads, g.Float64Values())
+				g.MustDrop()
+			}
+			l := scalar(loss)
+			loss.MustDrop()
+			return l, grads
+		}
+		lr, gr := run(m)
+		lf, gsum := run(fullHead{m})
+		gf := make([][]float64, len(gsum))
+		for i := range gsum {
+			gf[i] = make([]float64, len(gsum[i]))
+			for j := range gsum[i] {
+				gf[i][j] = gsum[i][j] - gr[i][j]
+			}
+		}
+		if math.Abs(lr-lf) > 1e-6 {
+			t.Errorf("%s: loss %.9g with the masked head, %.9g with the full one", c.name, lr, lf)
+		}
+		worst := 0.0
+		for i := range gf {
+			for j := range gf[i] {
+				worst = math.Max(worst, math.Abs(gr[i][j]-gf[i][j]))
+			}
+		}
+		if worst > 1e-6 {
+			t.Errorf("%s: gradients differ by up to %g", c.name, worst)
+		}
+		x0.MustDrop()
+	}
+}

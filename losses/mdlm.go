@@ -1,8 +1,10 @@
 package losses
 
 import (
+	"fmt"
 	"math"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
@@ -65,22 +67,75 @@ func (m *mdlm) weight(t float64) float64 {
 func (m *mdlm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
+	w := make([]float64, len(t))
+	for b, tb := range t {
+		w[b] = m.weight(tb)
+	}
+	if rn, ok := net.(rowNet); ok {
+		cost, err := maskedCost(rn, xt, x0, xt, m.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
+			return perSeq(w, dtype, dev).MustExpand(xt.MustSize(), false, true)
+		}, m.proc.Vocab(), train)
+		if err != nil {
+			return terms{}, err
+		}
+		s.T(cost)
+		prior := m.proc.PriorKL(x0).MustTotype(cost.DType(), true)
+		return terms{bound: cost.MustAdd(prior, false), prior: prior}, nil
+	}
 	logits, err := m.logits(net, xt, train)
 	if err != nil {
 		return terms{}, err
 	}
 	s.T(logits)
 	dtype, dev := logits.DType(), logits.MustDevice()
-	w := make([]float64, len(t))
-	for b, tb := range t {
-		w[b] = m.weight(tb)
-	}
 	// Only masked positions cost anything; SUBS's copy of the others
 	// (LogX0) would change nothing here.
 	masked := s.T(s.T(xt.MustEq(ts.IntScalar(m.maskID()), false)).MustTotype(dtype, false))
 	cost := s.T(s.T(s.T(nll(logits, x0)).MustMul(masked, false)).MustMul(s.T(perSeq(w, dtype, dev)), false))
 	prior := m.proc.PriorKL(x0).MustTotype(dtype, true)
 	return terms{bound: cost.MustAdd(prior, false), prior: prior}, nil
+}
+
+// rowNet is a network that computes logits at chosen positions only
+// (models.Transformer.ForwardRows).
+type rowNet interface {
+	ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor
+}
+
+// maskedCost is the per-token cost [B,L] of SUBS's bound, w·(−log
+// p̃(x0|x_t)) at masked positions and 0 elsewhere (weight gives w [B,L] in
+// the logits' dtype and device), with the network's
+// output layer run on the masked rows only: the same values and gradients
+// as the full head, for about half its work in training. in is the
+// network's input (x_t, or x_t ⊕ x_0 for BD3-LM); the masked positions
+// are those of xt [B,L], which is in's first L columns.
+func maskedCost(rn rowNet, in, x0, xt *ts.Tensor, maskID int64, weight func(gotch.DType, gotch.Device) *ts.Tensor, V int, train bool) (*ts.Tensor, error) {
+	s := torchx.NewScope()
+	defer s.Close()
+	size := xt.MustSize()
+	B, L := size[0], size[1]
+	width := in.MustSize()[1]
+	// Flat masked positions of xt, as rows of in's B·width positions.
+	pos := s.T(s.T(s.T(xt.MustEq(ts.IntScalar(maskID), false)).MustFlatten(0, -1, false)).MustNonzero(false))
+	pos = s.T(pos.MustSqueezeDim(1, false))
+	rows := s.T(s.T(s.T(pos.MustDivScalarMode(ts.IntScalar(L), "floor", false)).MustMulScalar(ts.IntScalar(width), false)).MustAdd(s.T(pos.MustRemainder(ts.IntScalar(L), false)), false))
+	m := pos.MustSize()[0]
+	dev := xt.MustDevice()
+	if m == 0 {
+		return ts.MustZeros([]int64{B, L}, gotch.Float, dev), nil
+	}
+	logits := s.T(rn.ForwardRows(in, rows, train))
+	if got := logits.MustSize(); len(got) != 2 || got[0] != m || got[1] != int64(V) {
+		return nil, fmt.Errorf("network returned row logits of shape %v, want [%d %d]", got, m, V)
+	}
+	dtype := logits.DType()
+	target := s.T(s.T(x0.MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
+	lse := s.T(logits.MustLogsumexp([]int64{-1}, false, false))
+	picked := s.T(s.T(logits.MustGather(-1, s.T(target.MustUnsqueeze(-1, false)), false, false)).MustSqueezeDim(-1, false))
+	wTok := s.T(s.T(s.T(weight(dtype, dev)).MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
+	cost := s.T(s.T(lse.MustSub(picked, false)).MustMul(wTok, false))
+	zeros := s.T(ts.MustZeros([]int64{B * L}, dtype, dev))
+	return s.T(zeros.MustScatter(0, pos, cost, false)).MustView([]int64{B, L}, false), nil
 }
 
 // logZero stands for log 0 in SUBS outputs: finite, so that 0·logZero is 0.

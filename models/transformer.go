@@ -146,17 +146,23 @@ func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache, f
 	}
 	blockCached := !m.spec.Causal && cache != nil
 	l := m.checkInputs(x, sigma, ps.offset, blockCached)
-	switch {
-	case blockCached:
-		// No mask: one block (or a Prefill's window) sees the cache and itself.
-	case m.spec.BlockSize > 0:
-		ps.halves = true
-		ps.mask = s.T(BlockDiffMask(l/2, m.spec.BlockSize, x.MustDevice()))
-	case m.spec.Causal && l > 1:
-		ps.causal = true
-		ps.mask = s.T(causalMask(l, ps.offset, x.MustDevice()))
+	if !blockCached { // cached blocks and Prefill's windows attend without a mask
+		m.attend(s, ps, l, x.MustDevice())
 	}
 	return m.stack(s.T(ts.MustEmbedding(m.embed, x, -1, false, false)), sigma, ps, cache)
+}
+
+// attend sets the pass's attention mask for l input positions: BD3-LM's
+// over x_t ⊕ x_0, causal for AR, none for a bidirectional network.
+func (m *Transformer) attend(s *torchx.Scope, ps *pass, l int, dev gotch.Device) {
+	switch {
+	case m.spec.BlockSize > 0:
+		ps.halves = true
+		ps.mask = s.T(BlockDiffMask(l/2, m.spec.BlockSize, dev))
+	case m.spec.Causal && l > 1:
+		ps.causal = true
+		ps.mask = s.T(causalMask(l, ps.offset, dev))
+	}
 }
 
 // stack runs the blocks and the output layer on the input stream h.
@@ -170,6 +176,30 @@ func (m *Transformer) stack(h, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.T
 		h = s.T(b.forward(h, ps, cache.layer(i)))
 	}
 	return m.output.forward(h, ps.cond)
+}
+
+// ForwardRows is Forward's logits at the flat positions rows [M] (int64
+// indices into x's B·L) only, [M, VocabOut], for a network without time
+// input (MDLM, BD3-LM). The blocks run on all of x; the output layer —
+// norm and vocabulary projection, the network's largest matrix when V is
+// large — only on the rows asked for. SUBS objectives need logits only
+// where x_t is masked (about half the positions in training, fewer and
+// fewer while sampling), so this is the same loss and gradients for less
+// work and a [M, V] logits buffer instead of [B, L, V].
+func (m *Transformer) ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
+	if m.time != nil || m.spec.EmbedDim > 0 {
+		panic("models: ForwardRows is for networks without time input over token ids")
+	}
+	s := torchx.NewScope()
+	defer s.Close()
+	ps := &pass{rope: m.rope, train: train}
+	m.attend(s, ps, m.checkInputs(x, nil, 0, false), x.MustDevice())
+	h := s.T(ts.MustEmbedding(m.embed, x, -1, false, false))
+	for _, b := range m.blocks {
+		h = s.T(b.forward(h, ps, nil))
+	}
+	flat := s.T(h.MustFlatten(0, 1, false))
+	return m.output.forward(s.T(flat.MustIndexSelect(0, rows, false)), nil)
 }
 
 // pass is what every block of one forward pass shares.
