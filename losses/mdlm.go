@@ -144,7 +144,27 @@ const logZero = -1e9
 // LogX0 is log p̃(x0|x_t) [B,L,V] under SUBS: the network's log-softmax at
 // masked positions; at unmasked ones 0 at the token and logZero elsewhere.
 // sigma is ignored (the network has no time input).
+//
+// With a network that computes chosen rows only (rowNet), the output
+// layer runs on the masked positions alone: unmasked rows are copies
+// whatever their logits, so they are left at zero.
 func (m *mdlm) LogX0(net Net, xt *ts.Tensor, sigma []float64) (*ts.Tensor, error) {
+	if rn, ok := net.(rowNet); ok {
+		s := torchx.NewScope()
+		defer s.Close()
+		size := xt.MustSize()
+		rows := s.T(s.T(s.T(s.T(xt.MustEq(ts.IntScalar(m.maskID()), false)).MustFlatten(0, -1, false)).MustNonzero(false)).MustSqueezeDim(1, false))
+		V := int64(m.proc.Vocab())
+		full := s.T(ts.MustZeros([]int64{size[0] * size[1], V}, gotch.Float, xt.MustDevice()))
+		// One network call even with nothing masked, as without rows: the
+		// samplers count a call per step.
+		part := s.T(rn.ForwardRows(xt, rows, false))
+		if got := part.MustSize(); len(got) != 2 || got[0] != rows.MustSize()[0] || got[1] != V {
+			return nil, fmt.Errorf("network returned row logits of shape %v, want [%d %d]", got, rows.MustSize()[0], V)
+		}
+		full = s.T(s.T(full.MustTotype(part.DType(), false)).MustIndexCopy(0, rows, part, false))
+		return subs(s.T(full.MustView([]int64{size[0], size[1], V}, false)), xt, m.proc.Vocab()), nil
+	}
 	logits, err := m.logits(net, xt, false)
 	if err != nil {
 		return nil, err

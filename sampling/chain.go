@@ -120,6 +120,31 @@ func (n counted) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
 	return out
 }
 
+// ForwardRows gives an objective that needs logits at some rows only
+// (MDLM's SUBS: the masked positions) the network's own ForwardRows when
+// it has one, else the rows of a full pass; counted either way.
+func (n counted) ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
+	n.c.calls++
+	if n.c.tick != nil {
+		n.c.tick()
+	}
+	var out *ts.Tensor
+	torchx.NoGrad(func() {
+		if rn, ok := n.m.(interface {
+			ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor
+		}); ok {
+			out = rn.ForwardRows(x, rows, false)
+			return
+		}
+		full := n.m.Forward(x, nil, false)
+		defer full.MustDrop()
+		flat := full.MustFlatten(0, 1, false)
+		defer flat.MustDrop()
+		out = flat.MustIndexSelect(0, rows, false)
+	})
+	return out
+}
+
 // The samplers compute distributions and draws only at the positions that
 // can move (for absorbing, the masked ones; ancestral: those that unmask
 // in this step), so that a step costs in proportion to them, not to L·V.
