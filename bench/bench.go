@@ -33,6 +33,9 @@ type Row struct {
 	Params   int64
 	Go, Py   Summary
 	LossDiff float64 // largest |Go − PyTorch| loss over all steps and runs
+	// FLOPs is the model FLOPs of one training token (FLOPsPerToken), GEMM
+	// the machine's fp32 matmul rate measured in the same run (GEMMRate).
+	FLOPs, GEMM float64
 }
 
 // Ratio is Go's tokens/s over PyTorch's: above 1, Go is faster.
@@ -64,6 +67,9 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 		version, s.Objective.Name, s.Vocab, s.Threads, cfg.Steps, cfg.Warmup, cfg.Repeats)
 	fmt.Fprintln(w, "# ratio = Go tok/s / PyTorch tok/s; cpu-ms = process CPU time per step, all threads; max|Δloss| = largest loss difference over all steps")
 	fmt.Fprintf(w, "# OMP_WAIT_POLICY=%s; load average before: %s\n", ompWaitPolicy(), loadAverage())
+	gemm := GEMMRate(s.Threads)
+	fmt.Fprintf(w, "# roofline: fp32 GEMM %d³ through this libtorch, %d threads: %.1f GFLOP/s; MFU = tok/s × GFLOP/tok ÷ that (GFLOP/tok = 6·(parameters − embedding) + 12·layers·L·width, forward + backward)\n",
+		gemmSize, s.Threads, gemm/1e9)
 	fmt.Fprintln(w, tableHeader)
 	for _, preset := range cfg.Presets {
 		for _, l := range cfg.SeqLens {
@@ -71,6 +77,10 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("bench %s L=%d: %w", preset, l, err)
 			}
+			if row.FLOPs, err = FLOPsPerToken(preset, s.vocabIn(), row.Params, l); err != nil {
+				return err
+			}
+			row.GEMM = gemm
 			fmt.Fprintln(w, row.format())
 		}
 	}
@@ -198,11 +208,12 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-const tableHeader = "preset       params     L     B    Go tok/s  PyTorch tok/s  ratio   Go cpu-ms  Py cpu-ms  max|Δloss|"
+const tableHeader = "preset       params     L     B    Go tok/s  PyTorch tok/s  ratio   Go cpu-ms  Py cpu-ms  max|Δloss|  GFLOP/tok  Go MFU  Py MFU"
 
 // format is the row under tableHeader. The CPU time per step is there
 // because on a shared machine it is steadier than wall time.
 func (r Row) format() string {
-	return fmt.Sprintf("%-10s %8d %5d %5d %11.0f %14.0f %6.2f %11.1f %10.1f %11.1e",
-		r.Preset, r.Params, r.L, r.B, r.Go.TokensPerS, r.Py.TokensPerS, r.Ratio(), 1e3*r.Go.CPUS, 1e3*r.Py.CPUS, r.LossDiff)
+	return fmt.Sprintf("%-10s %8d %5d %5d %11.0f %14.0f %6.2f %11.1f %10.1f %11.1e %10s %7.2f %7.2f",
+		r.Preset, r.Params, r.L, r.B, r.Go.TokensPerS, r.Py.TokensPerS, r.Ratio(), 1e3*r.Go.CPUS, 1e3*r.Py.CPUS, r.LossDiff,
+		gflop(r.FLOPs), mfu(r.Go.TokensPerS, r.FLOPs, r.GEMM), mfu(r.Py.TokensPerS, r.FLOPs, r.GEMM))
 }

@@ -216,3 +216,24 @@ func BenchmarkGoSide(b *testing.B) {
 		}
 	}
 }
+
+// TestRoofline: the FLOPs of a token on a hand-counted case, and a GEMM
+// rate that is a rate.
+func TestRoofline(t *testing.T) {
+	// small-cpu: 4 layers, width 256. 3,167,772 parameters for AR over 28
+	// characters (29 input states): 6·(3,167,772 − 29·256) + 12·4·256·256.
+	got, err := FLOPsPerToken("small-cpu", 29, 3167772, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 6*(3167772.0-29*256) + 12*4*256*256; got != want {
+		t.Errorf("FLOPs per token %.0f, want %.0f", got, want)
+	}
+	torchx.Lock()
+	if r := GEMMRate(1); !(r > 1e8 && r < 1e13) {
+		t.Errorf("GEMM rate %g FLOP/s on one thread, want 0.1 GFLOP/s … 10 TFLOP/s", r)
+	}
+	if m := mfu(1000, 2e7, 1e11); math.Abs(m-0.2) > 1e-12 {
+		t.Errorf("mfu(1000 tok/s, 2e7 FLOP/tok, 1e11 FLOP/s) = %v, want 0.2", m)
+	}
+}

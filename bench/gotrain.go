@@ -32,6 +32,10 @@ type Setup struct {
 	Threads   int // libtorch intra-op threads on both sides
 }
 
+// vocabIn is the network's input states: V tokens and the mask (mdlm) or
+// BOS (ar).
+func (s Setup) vocabIn() int { return s.Vocab + 1 }
+
 // check rejects the setups torch_train.py does not reproduce.
 func (s Setup) check() error {
 	switch {
