@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dlmlab/difflm/config"
 )
 
 // The real experiment config: every shipped config loads, and the errors a
@@ -159,4 +161,56 @@ func TestCheckDependencies(t *testing.T) {
 	if err := checkDependencies(cfg, path, nil, plan, []PlannedRun{mdlm}); err != nil {
 		t.Errorf("weights present: %v", err)
 	}
+}
+
+// TestStudyConfigsIndependentOfDefaults: a study's results must not move
+// when the built-in default (the few-minutes run of `make run`) changes.
+// Every key that default sets is perturbed; the studies and the long
+// configs must resolve to the same config anyway. (The default once
+// changed model.dropout and eval.lambada under the text8 study.)
+func TestStudyConfigsIndependentOfDefaults(t *testing.T) {
+	withConfigsDir(t)
+	perturbed := func() *Config {
+		c := DefaultConfig()
+		c.Data.Tokenizer, c.Data.Normalize, c.Data.VocabSize, c.Data.SeqLen = "bytes", "none", 77, 40
+		c.Model.Preset, c.Model.Dropout = "small", 0.37
+		c.Train.Steps, c.Train.BatchSize, c.Train.Warmup, c.Train.LR, c.Train.Schedule = 7, 3, 2, 9e-9, "constant"
+		c.Train.EMA, c.Train.CkptEvery, c.Train.EvalEvery = 0.5, 3, 3
+		c.Eval.TDraws, c.Eval.MaxBatches, c.Eval.Lambada = 9, 99, "elsewhere.jsonl"
+		c.Eval.GenSteps, c.Eval.GenSamples = []int{5}, 3
+		c.Sampling.Steps = 11
+		return c
+	}
+	for _, name := range []string{"study-text8", "study-cpu", "owt-small", "shakespeare-bpe"} {
+		path, err := config.Resolve(name, []string{"configs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := config.Load(path, nil, DefaultConfig())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, err := config.Load(path, nil, perturbed())
+		if err != nil {
+			t.Fatalf("%s over perturbed defaults: %v", name, err)
+		}
+		if a.YAML != b.YAML {
+			t.Errorf("%s depends on the built-in default:\n%s", name, diffLines(a.YAML, b.YAML))
+		}
+	}
+}
+
+// diffLines lists the lines of a that b lacks.
+func diffLines(a, b string) string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(b, "\n") {
+		have[l] = true
+	}
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !have[l] {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
