@@ -5,39 +5,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
+	"github.com/dlmlab/difflm/internal/toydist"
 	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/torchx"
 )
-
-// twoPoints is the embed-and-diffuse toy: tokens 0 and 1 at e = −1 and +1,
-// data p(x = 1) = p, i.i.d. over positions, and as output the noise that
-// the exact posterior mean x̂0 = tanh(α·z/σ² + ½·log(p/(1−p))) implies.
-type twoPoints struct{ p float64 }
-
-func (n twoPoints) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
-	panic("twoPoints takes points")
-}
-
-func (n twoPoints) Embeddings() *ts.Tensor {
-	return ts.MustOfSlice([]float32{-1, 1}).MustView([]int64{2, 1}, true)
-}
-
-func (n twoPoints) ForwardEmbeds(z, level *ts.Tensor, train bool) *ts.Tensor {
-	size := z.MustSize()
-	zs, gs := z.Float64Values(), level.Float64Values()
-	out := make([]float32, len(zs))
-	per := len(zs) / int(size[0])
-	for i, v := range zs {
-		g := gs[i/per]
-		a2, s2 := 1/(1+math.Exp(g)), 1/(1+math.Exp(-g))
-		xh := math.Tanh(math.Sqrt(a2)*v/s2 + 0.5*math.Log(n.p/(1-n.p)))
-		out[i] = float32((v - math.Sqrt(a2)*xh) / math.Sqrt(s2)) // the noise that x̂0 implies
-	}
-	return ts.MustOfSlice(out).MustView(size, true)
-}
 
 func twoPointsNet(t *testing.T, p float64) Net {
 	t.Helper()
@@ -47,7 +20,7 @@ func twoPointsNet(t *testing.T, p float64) Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Net{Model: twoPoints{p: p}, Objective: obj}
+	return Net{Model: toydist.TwoPoints{P: p, Shrink: 1}, Objective: obj}
 }
 
 // TestDDPMDrawsTheToy: with the exact x̂0 the sampler's tokens follow the
