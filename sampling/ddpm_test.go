@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-
 	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/internal/toydist"
 	"github.com/dlmlab/difflm/losses"
