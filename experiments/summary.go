@@ -150,14 +150,14 @@ func (s *runSummary) write(w io.Writer) {
 	rule := strings.Repeat("─", 72)
 	fmt.Fprintf(w, "\n%s\n%s: %s on %s, %s\n%s\n", rule, s.name, s.method, s.data, s.elapsed.Round(time.Second), rule)
 	fmt.Fprintln(w, "What it learned (the diffusion bound is an upper bound on perplexity):")
-	any := false
+	printed := false
 	for _, task := range []string{results.TaskValid, "test"} {
 		if line, ok := s.boundLine(task); ok {
 			fmt.Fprintln(w, "  "+line)
-			any = true
+			printed = true
 		}
 	}
-	if !any {
+	if !printed {
 		fmt.Fprintln(w, "  no bound recorded (the corpus has no validation or test split)")
 	}
 	if g := s.gen; g != nil {
