@@ -10,8 +10,10 @@ GO ?= go
 CFG ?=
 ARGS ?=
 # python3-torch is Debian's PyTorch on the same libtorch: the peer that the tests and
-# `make bench` compare the Go model and training step against.
-APT_PACKAGES := libtorch-dev libopenblas0-pthread g++ pkg-config python3-torch
+# `make bench` compare the Go model and training step against. libgloo-dev holds the
+# Gloo headers that libtorch's c10d headers include (the c10d shim, dist/c10d; the
+# library itself comes with libtorch).
+APT_PACKAGES := libtorch-dev libopenblas0-pthread libgloo-dev g++ pkg-config python3-torch
 # Configs name data files relative to DATA_DIR: the shared folder beside this
 # checkout when there is one, else the folder `make data` fills.
 export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || echo $(CURDIR)/datasets)

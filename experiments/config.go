@@ -7,6 +7,7 @@ import (
 
 	"github.com/dlmlab/difflm/config"
 	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/dist"
 	"github.com/dlmlab/difflm/eval"
 	"github.com/dlmlab/difflm/forward"
 	"github.com/dlmlab/difflm/losses"
@@ -48,6 +49,7 @@ type Config struct {
 	Sweep     SweepConfig     `mapstructure:"sweep"`
 	Report    ReportConfig    `mapstructure:"report"`
 	Frontier  FrontierConfig  `mapstructure:"frontier"`
+	Dist      dist.Config     `mapstructure:"dist"`
 }
 
 // ReportConfig is the `report:` section: how -mode report compares variants.
@@ -77,6 +79,7 @@ func DefaultConfig() *Config {
 		Eval:      eval.DefaultConfig(),
 		Sampling:  sampling.DefaultConfig(),
 		Frontier:  DefaultFrontierConfig(),
+		Dist:      dist.DefaultConfig(),
 	}
 	// The built-in default is the first ten minutes of a new user: a few
 	// minutes on 2 cores that end with a model clearly better than the
@@ -116,7 +119,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("threads: %w", err))
 	}
 	c.syncRunKeys()
-	for _, v := range []config.Validator{c.Data, c.Process, c.Objective, c.Train, c.Eval, c.Sampling, c.Sweep, c.Frontier} {
+	for _, v := range []config.Validator{c.Data, c.Process, c.Objective, c.Train, c.Eval, c.Sampling, c.Sweep, c.Frontier, c.Dist} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dlmlab/difflm/config"
 )
@@ -45,7 +46,7 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 // options are the command-line flags beyond the config.
 type options struct {
 	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant string
-	n, steps, length, parallel                                              int
+	n, steps, length, parallel, nproc                                       int
 	sets                                                                    setFlags
 }
 
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&o.sampler, "sampler", "", "sample: sampler name (default sampling.sampler)")
 	flag.StringVar(&o.infill, "infill", "", `sample: text with masked spans, e.g. "She [MASK:4] the door."`)
 	flag.IntVar(&o.parallel, "parallel", 0, "sweep: runs at once (default sweep.parallel, else 1)")
+	flag.IntVar(&o.nproc, "nproc", 0, "run/train: start N local ranks of a data-parallel job (like torchrun --standalone)")
 	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
 	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
 	flag.StringVar(&o.doc, "doc", "", "report: also rewrite the generated block of this Markdown file")
@@ -108,6 +110,12 @@ func run(ctx context.Context, o options) error {
 	if o.runName != "" {
 		cfg.Name = o.runName
 	}
+	if o.nproc > 1 && os.Getenv("WORLD_SIZE") == "" {
+		if (o.mode != "run" && o.mode != "train") || (cfg.Sweep.Enabled() && o.runName == "") {
+			return usageError{fmt.Errorf("-nproc: data-parallel ranks train one run (-mode run or train, not a sweep); got -mode %s", o.mode)}
+		}
+		return launchLocal(ctx, o.nproc, 10*time.Second)
+	}
 	if o.db != "" {
 		cfg.DB = o.db
 	}
@@ -127,7 +135,9 @@ func run(ctx context.Context, o options) error {
 			return sweep(ctx, cfg, loaded, o, o.mode)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "# config %s (hash %s)\n%s\n", sourceName(loaded), loaded.Hash, loaded.YAML)
+	if r := os.Getenv("RANK"); r == "" || r == "0" { // one copy per job
+		fmt.Fprintf(os.Stderr, "# config %s (hash %s)\n%s\n", sourceName(loaded), loaded.Hash, loaded.YAML)
+	}
 	switch o.mode {
 	case "train":
 		return experiment(ctx, cfg, loaded, o, stageTrain)

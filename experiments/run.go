@@ -47,11 +47,18 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	began := time.Now()
 	torchx.Lock()
 	dir := runDir(cfg)
-	lock, err := lockRun(dir, cfg.Name)
+	j, err := joinJob(cfg)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
+	defer j.close()
+	if j.rank() == 0 { // rank 0 owns the run for the whole job
+		lock, err := lockRun(dir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		defer lock.release()
+	}
 	dev, err := torchx.ParseDevice(cfg.Device)
 	if err != nil {
 		return usageError{fmt.Errorf("device: %w", err)}
@@ -69,6 +76,9 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	m, err := buildMethod(cfg, corpus.Vocab.Size(), dev)
 	if err != nil {
 		return err
+	}
+	if j.rank() != 0 {
+		return trainRank(ctx, cfg, m, corpus, j, stages)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(loaded.YAML), 0o644); err != nil {
 		return err
@@ -133,6 +143,11 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	trainer, err := train.New(tcfg, m.vs, dir, meta)
 	if err != nil {
 		return err
+	}
+	if j != nil && stages&stageTrain != 0 {
+		if err := trainer.Distribute(j.group); err != nil {
+			return err
+		}
 	}
 	if stages&stageTrain != 0 {
 		batches, err := corpus.TrainBatches(cfg.Train.BatchSize)

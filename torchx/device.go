@@ -4,10 +4,27 @@
 // are freed deterministically.
 package torchx
 
+// #cgo LDFLAGS: -ldl
 // #include <stdint.h>
+// #include <dlfcn.h>
 // extern void at_set_num_threads(int n_threads);
 // extern void at_manual_seed(int64_t seed);
 // extern int at_get_num_threads();
+//
+// // OpenBLAS keeps a thread pool of its own beside libtorch's: libtorch's
+// // thread count does not reach it, so it is set by name when the BLAS
+// // that libtorch loaded is OpenBLAS (looked up, not linked: an MKL or
+// // other BLAS has no such symbol, and then there is nothing to set).
+// static int blas_set_threads(int n) {
+//	void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+//	if (!f) return 0;
+//	f(n);
+//	return 1;
+// }
+// static int blas_threads(void) {
+//	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+//	return f ? f() : -1;
+// }
 import "C"
 
 import (
@@ -59,12 +76,22 @@ func DeviceName(d gotch.Device) string {
 	return "cpu"
 }
 
-// SetThreads sets libtorch's intra-op thread count; n <= 0 keeps its default.
+// SetThreads sets libtorch's intra-op thread count and, when libtorch's
+// BLAS is OpenBLAS, OpenBLAS's own pool to the same n; n <= 0 keeps their
+// defaults. Without the second, OpenBLAS (pthreads build) starts one
+// thread per CPU whatever libtorch's count, and its idle threads spin in
+// sched_yield: `threads: 1` then used two cores, and two runs side by side
+// fought over them.
 func SetThreads(n int) {
 	if n > 0 {
 		C.at_set_num_threads(C.int(n))
+		C.blas_set_threads(C.int(n))
 	}
 }
+
+// BLASThreads reports OpenBLAS's thread count, or -1 when libtorch's BLAS
+// is not OpenBLAS.
+func BLASThreads() int { return int(C.blas_threads()) }
 
 // Threads reports libtorch's intra-op thread count.
 func Threads() int { return int(C.at_get_num_threads()) }

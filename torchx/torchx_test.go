@@ -124,6 +124,10 @@ func TestThreads(t *testing.T) {
 	if got := Threads(); got != 1 {
 		t.Fatalf("Threads() = %d after SetThreads(1)", got)
 	}
+	// make setup installs OpenBLAS (pthreads): its pool must follow.
+	if got := BLASThreads(); got != 1 {
+		t.Fatalf("BLASThreads() = %d after SetThreads(1), want 1 (is libtorch's BLAS OpenBLAS? see README, Troubleshooting)", got)
+	}
 }
 
 func TestParseCPUMax(t *testing.T) {

@@ -15,6 +15,10 @@ import (
 // moments, step, data position and the caller's metadata) and prunes old
 // ones.
 func (t *Trainer) save(batches Batcher) error {
+	if t.rank() != 0 { // rank 0 writes for the job
+		t.saved = t.step
+		return nil
+	}
 	state, err := batches.State()
 	if err != nil {
 		return fmt.Errorf("train: step %d: data position: %w", t.step, err)

@@ -40,6 +40,7 @@ type Trainer struct {
 	step      int  // completed optimizer steps
 	saved     int  // step of the newest checkpoint written or loaded, -1 if none
 	dataState []byte
+	coll      Collective // nil: one process (see Distribute)
 }
 
 // New prepares training of the variables in vs, which must already hold the
@@ -206,14 +207,15 @@ func (t *Trainer) stop(batches Batcher, cause error) error {
 // number of tokens processed.
 func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (float64, int, error) {
 	s := t.step + 1
-	torchx.Seed(stepSeed(t.cfg.Seed, s))
-	b, err := batches.Next()
+	torchx.Seed(stepSeed(t.cfg.Seed+uint64(t.rank())*rankSeedStride, s))
+	global, err := batches.Next()
 	if err != nil {
 		return 0, 0, fmt.Errorf("train: step %d: next batch: %w", s, err)
 	}
-	if err := b.check(t.cfg.BatchSize); err != nil {
+	if err := global.check(t.cfg.BatchSize); err != nil {
 		return 0, 0, fmt.Errorf("train: step %d: %w", s, err)
 	}
+	b := t.share(global)
 	zeroGrad(t.params)
 	loss := 0.0
 	for lo := 0; lo < b.B; lo += t.cfg.micro() {
@@ -225,6 +227,12 @@ func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (floa
 		}
 		loss += frac * l
 	}
+	if err := t.reduceGrads(); err != nil {
+		return 0, 0, fmt.Errorf("train: step %d: average the gradients: %w", s, err)
+	}
+	if loss, err = t.meanOverRanks(loss); err != nil {
+		return 0, 0, fmt.Errorf("train: step %d: average the loss: %w", s, err)
+	}
 	norm := clipGradNorm(t.params, t.cfg.ClipNorm)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return 0, 0, fmt.Errorf("train: step %d: gradient norm is %v (%w)%s", s, norm, ErrNonFinite, t.lastGood())
@@ -234,8 +242,8 @@ func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (floa
 		t.ema.update()
 	}
 	t.step = s
-	win.addStep(loss, norm, b.B*b.L)
-	return loss, b.B * b.L, nil
+	win.addStep(loss, norm, global.B*global.L)
+	return loss, global.B * global.L, nil
 }
 
 // backward computes one micro-batch's loss (under autocast for bf16) and
@@ -320,6 +328,10 @@ func item(x *ts.Tensor) (float64, error) {
 	return flat.Float64Value([]int64{0})
 }
 
+// rankSeedStride separates the ranks' seeds: rank r seeds its steps as a
+// single process with seed + r·stride would, rank 0 as the run's own.
+const rankSeedStride = 0x5851f42d4c957f2d
+
 // stepSeed mixes the run seed and the step number (splitmix64) into the
 // seed of that step, so neighbouring steps and seeds draw unrelated noise.
 func stepSeed(seed uint64, step int) int64 {
@@ -330,7 +342,7 @@ func stepSeed(seed uint64, step int) int64 {
 	return int64(z >> 1)
 }
 
-func sortedKeys(m map[string]float64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

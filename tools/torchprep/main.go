@@ -8,7 +8,9 @@
 //     replacing the body of each binding the compiler rejects by a thrown
 //     error naming the op and the libtorch version,
 //  3. copies the gotch module to .torch/gotch with a lib.go that links that
-//     library, and writes go.work to select the copy.
+//     library, and writes go.work to select the copy,
+//  4. compiles the project's C API over libtorch's distributed layer
+//     (dist/c10d, used by package dist) into .torch/lib/libdifflm_c10d.so.
 //
 // All outputs are git-ignored. A second run with the same inputs does
 // nothing. With -lib-only it only (re)builds the library from .torch/src,
@@ -58,7 +60,10 @@ func run(root, outRel string, libOnly, force bool) error {
 	}
 	logf("found %s (C++11 ABI: %v)", l, l.CXX11ABI)
 	if libOnly {
-		return buildLib(l, out, force)
+		if err := buildLib(l, out, force); err != nil {
+			return err
+		}
+		return buildC10d(l, root, out, force)
 	}
 
 	modDir, modVersion, err := gotchDir(root)
@@ -76,8 +81,8 @@ func run(root, outRel string, libOnly, force bool) error {
 	_, libErr := os.Stat(filepath.Join(out, "lib", "libtch_gotch.so"))
 	_, workErr := os.Stat(filepath.Join(root, "go.work"))
 	if ok && st.Key == key && libErr == nil && workErr == nil && !force {
-		logf("up to date (%d bindings stubbed for libtorch %s); nothing to do", len(st.Stubbed), l.Version)
-		return nil
+		logf("up to date (%d bindings stubbed for libtorch %s)", len(st.Stubbed), l.Version)
+		return buildC10d(l, root, out, false)
 	}
 
 	t0 := time.Now()
@@ -113,7 +118,7 @@ func run(root, outRel string, libOnly, force bool) error {
 		return err
 	}
 	logf("prepared gotch %s in %s, go.work written (%s)", modVersion, rel, time.Since(t0).Round(time.Second))
-	return nil
+	return buildC10d(l, root, out, force)
 }
 
 // buildLib stubs and compiles the bindings for l from <out>/src/pristine.

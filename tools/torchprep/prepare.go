@@ -109,6 +109,7 @@ type stamp struct {
 	Key     string   `json:"key"`
 	Torch   string   `json:"libtorch"`
 	Stubbed []string `json:"stubbed"`
+	C10d    string   `json:"c10d,omitempty"` // key of the c10d shim's build
 }
 
 func readStamp(path string) (stamp, bool) {

@@ -1,0 +1,179 @@
+// Implementation of c10d.h on libtorch's c10d (see there for the API).
+#include "c10d.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace {
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  std::chrono::milliseconds timeout;
+  int rank = 0;
+  int world = 1;
+};
+
+char *error(const std::string &msg) { return strdup(msg.c_str()); }
+
+// guarded runs f and turns any C++ exception into an error message.
+template <typename F> char *guarded(const char *what, F f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error &e) {
+    return error(std::string(what) + ": " + e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    return error(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return error(std::string(what) + ": unknown C++ exception");
+  }
+}
+
+std::vector<at::Tensor> tensorsOf(void **ts, int n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (int i = 0; i < n; i++) out.push_back(*static_cast<at::Tensor *>(ts[i]));
+  return out;
+}
+
+void wait(Group *g, c10::intrusive_ptr<c10d::Work> work) { work->wait(g->timeout); }
+
+bool loopback(const std::string &host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+}  // namespace
+
+extern "C" {
+
+char *c10d_new_group(const char *backend, const char *host, int port, int rank, int world,
+                     int timeout_ms, c10d_group *out) {
+  *out = nullptr;
+  std::string be(backend), h(host);
+  if (world < 1 || rank < 0 || rank >= world)
+    return error("c10d: rank " + std::to_string(rank) + " outside a world of " + std::to_string(world));
+  if (port <= 0 || port > 65535) return error("c10d: port " + std::to_string(port) + " out of range");
+  auto *g = new Group();
+  g->timeout = std::chrono::milliseconds(timeout_ms);
+  g->rank = rank;
+  g->world = world;
+  char *err = guarded("c10d: create the TCPStore", [&] {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(port);
+    o.isServer = rank == 0;
+    o.numWorkers = world;
+    o.waitWorkers = true;
+    o.timeout = g->timeout;
+    g->store = c10::make_intrusive<c10d::TCPStore>(h, o);
+  });
+  if (err == nullptr) {
+    err = guarded(("c10d: create the " + be + " process group").c_str(), [&] {
+      if (be == "gloo") {
+        auto o = c10d::ProcessGroupGloo::Options::create(g->timeout);
+        const char *ifname = std::getenv("GLOO_SOCKET_IFNAME");
+        if (ifname != nullptr && *ifname != '\0')
+          o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+        else if (loopback(h))
+          o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+        else
+          o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        o->threads = 2;
+        g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, world, o);
+      } else if (be == "nccl") {
+#ifdef USE_C10D_NCCL
+        auto o = c10d::ProcessGroupNCCL::Options::create();
+        o->timeout = g->timeout;
+        g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, rank, world, o);
+#else
+        throw std::runtime_error(
+            "this libtorch has no NCCL (a CPU build); NCCL needs a CUDA libtorch, then run make setup again");
+#endif
+      } else {
+        throw std::runtime_error("unknown backend \"" + be + "\": want gloo or nccl");
+      }
+    });
+  }
+  if (err != nullptr) {
+    delete g;
+    return err;
+  }
+  *out = g;
+  return nullptr;
+}
+
+char *c10d_allreduce(c10d_group gp, void **tensors, int n, int average, long long bucket_bytes) {
+  auto *g = static_cast<Group *>(gp);
+  return guarded("c10d: all-reduce", [&] {
+    std::vector<at::Tensor> ts = tensorsOf(tensors, n);
+    size_t i = 0;
+    while (i < ts.size()) {
+      // A bucket: consecutive tensors of one dtype and device, up to bucket_bytes.
+      size_t j = i + 1;
+      long long bytes = ts[i].numel() * ts[i].element_size();
+      while (j < ts.size() && ts[j].scalar_type() == ts[i].scalar_type() &&
+             ts[j].device() == ts[i].device() &&
+             bytes + ts[j].numel() * ts[j].element_size() <= bucket_bytes) {
+        bytes += ts[j].numel() * ts[j].element_size();
+        j++;
+      }
+      std::vector<at::Tensor> views;
+      for (size_t k = i; k < j; k++) views.push_back(ts[k].reshape({-1}));
+      std::vector<at::Tensor> flat{j - i == 1 && ts[i].is_contiguous() ? ts[i] : at::cat(views)};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      wait(g, g->pg->allreduce(flat, o));
+      if (average) flat[0].div_(g->world);
+      if (!(j - i == 1 && ts[i].is_contiguous())) {
+        int64_t off = 0;
+        for (size_t k = i; k < j; k++) {
+          int64_t m = ts[k].numel();
+          ts[k].copy_(flat[0].narrow(0, off, m).view(ts[k].sizes()));
+          off += m;
+        }
+      }
+      i = j;
+    }
+  });
+}
+
+char *c10d_broadcast(c10d_group gp, void **tensors, int n, int root) {
+  auto *g = static_cast<Group *>(gp);
+  return guarded("c10d: broadcast", [&] {
+    std::vector<at::Tensor> ts = tensorsOf(tensors, n);
+    for (auto &t : ts) {
+      std::vector<at::Tensor> one{t};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      wait(g, g->pg->broadcast(one, o));
+    }
+  });
+}
+
+char *c10d_barrier(c10d_group gp) {
+  auto *g = static_cast<Group *>(gp);
+  return guarded("c10d: barrier", [&] { wait(g, g->pg->barrier()); });
+}
+
+void c10d_free_group(c10d_group gp) { delete static_cast<Group *>(gp); }
+
+int c10d_has_nccl(void) {
+#ifdef USE_C10D_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+}  // extern "C"

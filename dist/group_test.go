@@ -1,0 +1,169 @@
+package dist
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlmlab/difflm/torchx"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// freePort asks the kernel for a port nobody listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ranks runs the helper test in world processes, one per rank, and returns
+// each one's output and error.
+func ranks(t *testing.T, world int, scenario string, timeout time.Duration) ([]string, []error) {
+	t.Helper()
+	port := freePort(t)
+	cmds := make([]*exec.Cmd, world)
+	outs := make([]*strings.Builder, world)
+	for r := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRankHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), "DIST_HELPER="+scenario, "MASTER_ADDR=127.0.0.1",
+			"MASTER_PORT="+strconv.Itoa(port), "RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(world),
+			"DIST_TIMEOUT="+timeout.String())
+		outs[r] = &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = outs[r], outs[r]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r] = cmd
+	}
+	errs := make([]error, world)
+	res := make([]string, world)
+	for r, cmd := range cmds {
+		errs[r] = cmd.Wait()
+		res[r] = outs[r].String()
+	}
+	return res, errs
+}
+
+// TestRankHelper is one rank of a scenario; it runs only under ranks.
+func TestRankHelper(t *testing.T) {
+	scenario := os.Getenv("DIST_HELPER")
+	if scenario == "" {
+		t.Skip("a rank of the multi-process tests; run by them")
+	}
+	torchx.Lock()
+	o, ok, err := FromEnv(os.Getenv)
+	if err != nil || !ok {
+		t.Fatalf("FromEnv: %v %v", ok, err)
+	}
+	o.Backend = "gloo"
+	o.Timeout, _ = time.ParseDuration(os.Getenv("DIST_TIMEOUT"))
+	if scenario == "absent" && o.Rank == 1 {
+		return // never joins
+	}
+	g, err := New(o)
+	if err != nil {
+		fmt.Printf("RESULT new: %v\n", err)
+		t.Fatal(err)
+	}
+	defer g.Close()
+	r := float64(o.Rank)
+	switch scenario {
+	case "collectives":
+		a := ts.MustOfSlice([]float32{float32(r + 1), float32(2 * (r + 1))})
+		b := ts.MustOfSlice([]float64{r, r * r, 1, 2, 3, 4}).MustView([]int64{2, 3}, true)
+		c := ts.MustOfSlice([]float64{0.5 + r, 7 * r}) // averaged
+		for _, x := range []*ts.Tensor{a, b} {
+			if err := g.AllReduce([]*ts.Tensor{x}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := g.AllReduce([]*ts.Tensor{c}, true); err != nil {
+			t.Fatal(err)
+		}
+		// Mixed dtypes in one call: separate buckets.
+		d := ts.MustOfSlice([]float32{1})
+		e := ts.MustOfSlice([]float64{r})
+		if err := g.AllReduce([]*ts.Tensor{d, e}, false); err != nil {
+			t.Fatal(err)
+		}
+		f := ts.MustArange(ts.IntScalar(4), gotch.Double, gotch.CPU).MustAddScalar(ts.FloatScalar(10*r), true)
+		if err := g.Broadcast([]*ts.Tensor{f}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Barrier(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("RESULT a=%v b=%v c=%v d=%v e=%v f=%v\n", a.Vals(), b.Vals(), c.Vals(), d.Vals(), e.Vals(), f.Vals())
+	case "dies":
+		if o.Rank == 1 {
+			os.Exit(3) // dies before the collective
+		}
+		x := ts.MustOfSlice([]float32{1})
+		t0 := time.Now()
+		err := g.AllReduce([]*ts.Tensor{x}, false)
+		fmt.Printf("RESULT after %.1fs: %v\n", time.Since(t0).Seconds(), err)
+		if err == nil {
+			t.Fatal("all-reduce with a dead rank succeeded")
+		}
+	}
+}
+
+func result(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(line, "RESULT "); ok {
+			return s
+		}
+	}
+	return "(no result)\n" + out
+}
+
+func TestCollectives(t *testing.T) {
+	outs, errs := ranks(t, 2, "collectives", 30*time.Second)
+	// a: (1,2)+(2,4); b: rank 0 (0,0,1,2,3,4) + rank 1 (1,1,1,2,3,4); c: mean of (0.5,0) and (1.5,7);
+	// d: 1+1; e: 0+1; f: rank 1's arange+10.
+	want := "a=[3 6] b=[1 1 2 4 6 8] c=[1 3.5] d=[2] e=[1] f=[10 11 12 13]"
+	for r := range outs {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v\n%s", r, errs[r], outs[r])
+		}
+		if got := result(outs[r]); got != want {
+			t.Errorf("rank %d: %s\nwant %s", r, got, want)
+		}
+	}
+}
+
+func TestDeadRankIsAnErrorNotAHang(t *testing.T) {
+	t0 := time.Now()
+	outs, errs := ranks(t, 2, "dies", 5*time.Second)
+	if errs[0] != nil {
+		t.Fatalf("rank 0: %v\n%s", errs[0], outs[0])
+	}
+	got := result(outs[0])
+	if !strings.Contains(got, "rank 0 of 2: c10d: all-reduce") {
+		t.Errorf("rank 0's error does not say who it is and what failed: %s", got)
+	}
+	if el := time.Since(t0); el > 25*time.Second {
+		t.Errorf("rank 0 took %v to notice", el)
+	}
+	t.Logf("rank 0: %s", got)
+}
+
+func TestAbsentRankTimesOut(t *testing.T) {
+	outs, errs := ranks(t, 2, "absent", 3*time.Second)
+	if errs[0] == nil {
+		t.Fatalf("rank 0 joined a group whose rank 1 never came:\n%s", outs[0])
+	}
+	if got := result(outs[0]); !strings.Contains(got, "store 127.0.0.1") {
+		t.Errorf("rank 0's error: %s", got)
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/dlmlab/difflm/data"
+	"github.com/dlmlab/difflm/dist"
+	"github.com/dlmlab/difflm/torchx"
+	"github.com/dlmlab/difflm/train"
+	"github.com/sugarme/gotch"
+)
+
+// job is this process's place in a data-parallel job; nil (one process)
+// answers as rank 0 of 1.
+type job struct {
+	group *dist.Group
+	opts  dist.Options
+}
+
+func (j *job) rank() int {
+	if j == nil {
+		return 0
+	}
+	return j.group.Rank()
+}
+
+func (j *job) close() {
+	if j != nil {
+		j.group.Close()
+	}
+}
+
+// joinJob joins the data-parallel job the environment describes (torchrun's
+// or Slurm's variables, which -nproc sets for its children too) and returns
+// nil when it describes none. It adapts cfg to the rank: on CUDA rank r
+// uses cuda:LOCAL_RANK, `threads: auto` is divided among the ranks on this
+// host, and ranks other than 0 log only warnings.
+func joinJob(cfg *Config) (*job, error) {
+	o, ok, err := dist.FromEnv(os.Getenv)
+	if err != nil || !ok {
+		return nil, err
+	}
+	cuda := false
+	switch {
+	case cfg.Device == "cuda" || (cfg.Device == "auto" && gotch.CUDA.IsAvailable()):
+		cfg.Device, cuda = fmt.Sprintf("cuda:%d", o.LocalRank), true
+	case cfg.Device != "cpu" && cfg.Device != "auto":
+		return nil, fmt.Errorf("device: %s names one GPU, but this is rank %d of a %d-rank job: use device: cuda (each rank takes cuda:LOCAL_RANK)", cfg.Device, o.Rank, o.World)
+	}
+	if _, err := torchx.ParseDevice(cfg.Device); err != nil {
+		return nil, fmt.Errorf("rank %d (LOCAL_RANK %d): device: %w", o.Rank, o.LocalRank, err)
+	}
+	if err := cfg.Dist.Apply(&o, cuda); err != nil {
+		return nil, err
+	}
+	cfg.Train.Threads = cfg.threadCount(localWorld())
+	cfg.Train.Device = cfg.Device
+	level := slog.LevelInfo
+	if o.Rank != 0 {
+		level = slog.LevelWarn
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("rank", o.Rank))
+	slog.Info("dist: joining", "world", o.World, "from", o.Source, "store", fmt.Sprintf("%s:%d", o.Addr, o.Port),
+		"backend", o.Backend, "device", cfg.Device, "threads", cfg.Train.Threads)
+	g, err := dist.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return &job{group: g, opts: o}, nil
+}
+
+// localWorld is the number of ranks on this host: torchrun's
+// LOCAL_WORLD_SIZE (-nproc sets it), Slurm's SLURM_NTASKS_PER_NODE, else 1.
+func localWorld() int {
+	for _, k := range []string{"LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"} {
+		if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// trainRank is the whole life of a rank other than 0: train its share
+// of every batch in step with rank 0 and leave the rest — the results
+// database, checkpoints, evaluation, samples, plots — to rank 0.
+func trainRank(ctx context.Context, cfg *Config, m *method, corpus *data.Corpus, j *job, stages stage) error {
+	if stages&stageTrain == 0 {
+		slog.Warn("dist: evaluation and sampling run on rank 0 alone; this rank has nothing to do")
+		return nil
+	}
+	trainer, err := train.New(cfg.Train, m.vs, runDir(cfg), map[string]string{})
+	if err != nil {
+		return err
+	}
+	if err := trainer.Distribute(j.group); err != nil {
+		return err
+	}
+	batches, err := corpus.TrainBatches(cfg.Train.BatchSize)
+	if err != nil {
+		return err
+	}
+	return trainer.Run(ctx, trainBatches{batches}, m.stepFunc(), nil, nil)
+}
