@@ -12,19 +12,32 @@ import (
 // c10dLib is the shared library of the project's c10d shim (package dist).
 const c10dLib = "libdifflm_c10d.so"
 
-// c10dSources are the shim's files, relative to the repository root.
-var c10dSources = []string{"dist/c10d/c10d.cpp", "dist/c10d/c10d.h"}
+// c10dSources are the shim's files, in dist/c10d of the repository; they
+// are copied to <out>/src/c10d so that -lib-only on a machine with the
+// preparation but no checkout (README, On a GPU machine) finds them.
+var c10dSources = []string{"c10d.cpp", "c10d.h"}
 
 // buildC10d compiles the C API over libtorch's distributed layer
 // (dist/c10d) into <out>/lib/libdifflm_c10d.so, unless the library there
 // was built from the same sources for the same libtorch. Gloo is always in;
 // NCCL when libtorch is a CUDA build and nccl.h is found.
 func buildC10d(l Libtorch, root, out string, force bool) error {
+	srcDir := filepath.Join(out, "src", "c10d")
+	if _, err := os.Stat(filepath.Join(root, "dist", "c10d", c10dSources[0])); err == nil {
+		if err := os.MkdirAll(srcDir, 0o755); err != nil {
+			return err
+		}
+		for _, f := range c10dSources {
+			if err := copyFile(filepath.Join(root, "dist", "c10d", f), filepath.Join(srcDir, f)); err != nil {
+				return fmt.Errorf("c10d shim: %w", err)
+			}
+		}
+	}
 	var h []string
 	for _, src := range c10dSources {
-		sum, err := hashFile(filepath.Join(root, src))
+		sum, err := hashFile(filepath.Join(srcDir, src))
 		if err != nil {
-			return fmt.Errorf("c10d shim: %w", err)
+			return fmt.Errorf("c10d shim: %w (neither dist/c10d nor a copy in %s)", err, srcDir)
 		}
 		h = append(h, src+"="+sum)
 	}
@@ -41,11 +54,11 @@ func buildC10d(l Libtorch, root, out string, force bool) error {
 		return err
 	}
 	t0 := time.Now()
-	args := append(cxxFlags(l, filepath.Join(root, "dist", "c10d")), "-DUSE_C10D_GLOO")
+	args := append(cxxFlags(l, srcDir), "-DUSE_C10D_GLOO")
 	if nccl != "" {
 		args = append(args, "-DUSE_C10D_NCCL", "-I"+nccl)
 	}
-	args = append(args, "-shared", "-o", lib+".tmp", filepath.Join(root, c10dSources[0]))
+	args = append(args, "-shared", "-o", lib+".tmp", filepath.Join(srcDir, c10dSources[0]))
 	args = append(args, linkFlags(l)...)
 	if b, err := exec.Command("g++", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("c10d shim: g++ %s: %w\n%s", strings.Join(args, " "), err,
