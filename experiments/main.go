@@ -45,12 +45,12 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 // options are the command-line flags beyond the config.
 type options struct {
-	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant string
-	n, steps, length, parallel, nproc                                       int
-	sets                                                                    setFlags
+	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant, launcher string
+	n, steps, length, parallel, nproc, sweepTask                                      int
+	sets                                                                              setFlags
 }
 
-var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench", "frontier"}
+var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench", "frontier", "merge"}
 
 func main() {
 	ensureOMPPolicy()
@@ -65,6 +65,8 @@ func main() {
 	flag.StringVar(&o.sampler, "sampler", "", "sample: sampler name (default sampling.sampler)")
 	flag.StringVar(&o.infill, "infill", "", `sample: text with masked spans, e.g. "She [MASK:4] the door."`)
 	flag.IntVar(&o.parallel, "parallel", 0, "sweep: runs at once (default sweep.parallel, else 1)")
+	flag.StringVar(&o.launcher, "launcher", "", "sweep: slurm writes sbatch array scripts instead of starting the runs")
+	flag.IntVar(&o.sweepTask, "sweep-task", -1, "run only run I of the sweep's plan, into its own database (a Slurm array task)")
 	flag.IntVar(&o.nproc, "nproc", 0, "run/train: start N local ranks of a data-parallel job (like torchrun --standalone)")
 	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
 	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
@@ -110,6 +112,18 @@ func run(ctx context.Context, o options) error {
 	if o.runName != "" {
 		cfg.Name = o.runName
 	}
+	if o.sweepTask >= 0 {
+		return sweepTask(ctx, cfg, o)
+	}
+	if o.launcher != "" {
+		if o.launcher != "slurm" {
+			return usageError{fmt.Errorf("-launcher %q: want slurm", o.launcher)}
+		}
+		if o.mode != "sweep" && o.mode != "run" {
+			return usageError{fmt.Errorf("-launcher slurm: goes with -mode sweep, not %s", o.mode)}
+		}
+		return writeSlurm(cfg, loaded, o)
+	}
 	if o.nproc > 1 && os.Getenv("WORLD_SIZE") == "" {
 		if (o.mode != "run" && o.mode != "train") || (cfg.Sweep.Enabled() && o.runName == "") {
 			return usageError{fmt.Errorf("-nproc: data-parallel ranks train one run (-mode run or train, not a sweep); got -mode %s", o.mode)}
@@ -128,6 +142,8 @@ func run(ctx context.Context, o options) error {
 		return bench(ctx, cfg, o)
 	case "frontier":
 		return frontier(ctx, cfg, loaded, o)
+	case "merge":
+		return merge(cfg)
 	case "sweep":
 		return sweep(ctx, cfg, loaded, o, "run")
 	case "run", "eval":

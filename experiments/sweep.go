@@ -42,36 +42,10 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mo
 	if o.parallel == 0 {
 		o.parallel = max(1, cfg.Sweep.Parallel)
 	}
-	plan := cfg.Sweep.Plan()
-	db, err := filepath.Abs(dbPath(cfg))
+	plan, todo, db, err := pending(cfg, mode)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
-		return err
-	}
-	store, err := results.Open(db)
-	if err != nil {
-		return err
-	}
-	var todo []PlannedRun
-	for _, r := range plan {
-		st, err := store.RunStatus(r.Name)
-		switch {
-		case mode == "eval" && err == nil && st == results.StatusFinished:
-			todo = append(todo, r)
-		case mode == "eval" && (err == nil || errors.Is(err, results.ErrNotFound)):
-			slog.Info("sweep eval: not finished, skipping", "run", r.Name)
-		case err == nil && st == results.StatusFinished:
-			slog.Info("sweep: finished already, skipping", "run", r.Name)
-		case err == nil || errors.Is(err, results.ErrNotFound):
-			todo = append(todo, r)
-		default:
-			store.Close()
-			return err
-		}
-	}
-	store.Close()
 	if err := checkDependencies(cfg, loaded.Path, o.sets, plan, todo); err != nil {
 		return err
 	}
@@ -231,4 +205,38 @@ func checkDependencies(cfg *Config, path string, sets []string, plan, todo []Pla
 		}
 	}
 	return nil
+}
+
+// pending is the sweep's plan, the runs of it that mode ("run" or "eval")
+// has to do, and the sweep's database (absolute).
+func pending(cfg *Config, mode string) (plan, todo []PlannedRun, db string, err error) {
+	plan = cfg.Sweep.Plan()
+	if db, err = filepath.Abs(dbPath(cfg)); err != nil {
+		return nil, nil, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+		return nil, nil, "", err
+	}
+	store, err := results.Open(db)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	for _, r := range plan {
+		st, err := store.RunStatus(r.Name)
+		switch {
+		case mode == "eval" && err == nil && st == results.StatusFinished:
+			todo = append(todo, r)
+		case mode == "eval" && (err == nil || errors.Is(err, results.ErrNotFound)):
+			slog.Info("sweep eval: not finished, skipping", "run", r.Name)
+		case err == nil && st == results.StatusFinished:
+			slog.Info("sweep: finished already, skipping", "run", r.Name)
+		case err == nil || errors.Is(err, results.ErrNotFound):
+			todo = append(todo, r)
+		default:
+			store.Close()
+			return nil, nil, "", err
+		}
+	}
+	store.Close()
+	return plan, todo, db, nil
 }

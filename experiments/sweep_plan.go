@@ -19,6 +19,8 @@ type SweepConfig struct {
 	// Parallel is how many runs go at once (each with threads/parallel
 	// libtorch threads unless threads is set); -parallel overrides it.
 	Parallel int `mapstructure:"parallel"`
+	// Slurm is the resources of each task of -launcher slurm.
+	Slurm SlurmConfig `mapstructure:"slurm"`
 }
 
 // Variant is one named set of "key=value" overrides. After names the
@@ -52,6 +54,9 @@ func (s SweepConfig) Validate() error {
 	}
 	if s.Parallel < 0 {
 		return fmt.Errorf("sweep.parallel: %d, want at least 1 (0 = one at a time)", s.Parallel)
+	}
+	if err := s.Slurm.Validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, v := range s.Variants {
