@@ -113,11 +113,17 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 	case cfg.ExactSteps:
 		slog.Info("eval: exact_steps ignored: the bound is continuous-time", "objective", m.Objective.Name(), "task", task)
 	}
+	split := m.Ranks != nil && m.Ranks.World() > 1
+	if split && cfg.Seeding != SeedPerBatch {
+		return Result{}, fmt.Errorf("eval %s: eval.seeding %s draws one noise stream over the pass, which %d ranks cannot split; set eval.seeding: %s (and compare runs evaluated the same way)",
+			task, cfg.Seeding, m.Ranks.World(), SeedPerBatch)
+	}
 	torchx.Seed(cfg.Seed)
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb0d))
 	var tot total
+	var kept []splitBatch // split: every batch, with this rank's draws
 	prog := newProgress(task, 0, cfg.LogEvery)
-	for cfg.MaxBatches == 0 || prog.done < cfg.MaxBatches {
+	for i := 0; cfg.MaxBatches == 0 || i < cfg.MaxBatches; i++ {
 		if err := ctx.Err(); err != nil {
 			return Result{}, fmt.Errorf("eval %s: %w", task, err)
 		}
@@ -126,17 +132,40 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 			break
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, prog.done, err)
+			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
 		}
-		if prog.done == 0 {
+		if i == 0 {
 			prog.setTotal(expectedBatches(batches, b.B, cfg.MaxBatches))
+		}
+		if cfg.Seeding == SeedPerBatch {
+			torchx.Seed(batchSeed(cfg.Seed, i))
+			rng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb0d^uint64(i+1)<<16))
+		}
+		if split {
+			sb := splitBatch{b: copyBatch(b)}
+			if i%m.Ranks.World() == m.Ranks.Rank() {
+				if sb.draws, err = mode.batch(m, b, rng); err != nil {
+					return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
+				}
+				prog.step()
+			}
+			kept = append(kept, sb)
+			continue
 		}
 		draws, err := mode.batch(m, b, rng)
 		if err != nil {
-			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, prog.done, err)
+			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
 		}
 		tot.add(draws, b, m.UNK, m.ByteLens)
 		prog.step()
+	}
+	if split {
+		if err := gatherDraws(m.Ranks, kept, mode.k); err != nil {
+			return Result{}, fmt.Errorf("eval %s: %w", task, err)
+		}
+		for _, sb := range kept {
+			tot.add(sb.draws, sb.b, m.UNK, m.ByteLens)
+		}
 	}
 	res, err := tot.result(mode, m.UNK)
 	if err != nil {

@@ -39,6 +39,14 @@ type Config struct {
 	MaxBatches int `mapstructure:"max_batches"`
 	// Seed drives the time draws (Go) and the noise draws (torch).
 	Seed int64 `mapstructure:"seed"`
+	// Seeding is how a bound's pass draws its noise: "stream" (the
+	// default, and the protocol of the studies so far) seeds once and
+	// draws every batch from one stream, so a batch's draws depend on the
+	// batches before it; "per-batch" seeds batch i from (seed, i), so the
+	// pass can be split over the ranks of a data-parallel job and give the
+	// same numbers to the last bit. Both are the same estimator; only runs
+	// evaluated the same way share draws (paired comparisons pair them).
+	Seeding string `mapstructure:"seeding"`
 	// LogEvery is how many batches pass between progress lines.
 	LogEvery int `mapstructure:"log_every"`
 	// Lambada is the LAMBADA JSON-lines file, relative to the data folder
@@ -66,6 +74,12 @@ type Config struct {
 	ARReference string `mapstructure:"ar_reference"`
 }
 
+// The values of eval.seeding.
+const (
+	SeedStream   = "stream"
+	SeedPerBatch = "per-batch"
+)
+
 // ZeroShot is one held-out corpus read with the data package's sources
 // (paths relative to the data folder) and packed as the run's data.
 type ZeroShot struct {
@@ -87,6 +101,7 @@ func DefaultConfig() Config {
 		TImportance: true,
 		BatchSize:   16,
 		Seed:        1,
+		Seeding:     SeedStream,
 		LogEvery:    20,
 		Lambada:     "lambada/lambada_test.jsonl",
 		ZeroShot:    []ZeroShot{{Name: results.TaskWikiText2, Paths: []string{"wikitext-2/test.txt"}, Detokenizer: "wikitext"}},
@@ -112,6 +127,9 @@ func (c Config) Validate() error {
 	atLeast("log_every", c.LogEvery, 1)
 	atLeast("lambada_limit", c.LambadaLimit, 0)
 	atLeast("gen_samples", c.GenSamples, 1)
+	if c.Seeding != SeedStream && c.Seeding != SeedPerBatch {
+		bad("seeding", "%q is not one of %s|%s", c.Seeding, SeedStream, SeedPerBatch)
+	}
 	detoks := []string{"", "none", "wikitext", "ptb", "lambada"}
 	names := map[string]bool{}
 	for i, z := range c.ZeroShot {

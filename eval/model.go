@@ -35,6 +35,19 @@ type Model struct {
 	// ByteLens is the UTF-8 length of each id's text (data.Vocab.ByteLens),
 	// the denominator of bits per character; nil leaves BPC NaN.
 	ByteLens []float64
+	// Ranks, when set with more than one rank, splits every bound's pass
+	// over the ranks of a data-parallel job (eval.seeding per-batch): each
+	// computes every W-th batch and all of them get the whole Result.
+	// Every rank must then call the same bounds in the same order.
+	Ranks Ranks
+}
+
+// Ranks is what a split evaluation needs from a process group
+// (dist.Group).
+type Ranks interface {
+	Rank() int
+	World() int
+	AllReduce(xs []*ts.Tensor, average bool) error
 }
 
 // check reports a Model that cannot be evaluated.

@@ -151,3 +151,56 @@ func TestDataParallelEndToEnd(t *testing.T) {
 	runCmd(t, bin, "-cfg", cfg, "-set", "name=cut", "-mode", "train", "-nproc", "2")
 	compare("killed and restarted against uninterrupted two ranks", trainLosses(t, db, "cut"), two, 300, 1e-9)
 }
+
+// TestDataParallelEvaluation: with eval.seeding per-batch, `-mode eval
+// -nproc 2` splits every bound's batches over two ranks and records the
+// bounds and standard errors one process records, to 1e-9 (the validation
+// and test splits and LAMBADA, of a diffusion model whose bound draws
+// noise).
+func TestDataParallelEvaluation(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	text, _ := os.ReadFile(tinySweep(t, dir, twoVariants))
+	single := strings.Split(string(text), "sweep:")[0]
+	single = strings.Replace(single, "eval:\n", "eval:\n  seeding: per-batch\n", 1)
+	single += "process:\n  name: absorbing\nobjective:\n  name: mdlm\n"
+	cfg := filepath.Join(dir, "mdlm.yaml")
+	os.WriteFile(cfg, []byte(single), 0o644)
+	db := filepath.Join(dir, "results.db")
+	bounds := func() map[string][2]float64 {
+		store, err := results.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		runs, _ := store.Runs(results.RunFilter{Names: []string{"m"}})
+		if len(runs) != 1 {
+			t.Fatalf("runs named m: %d", len(runs))
+		}
+		evs, err := store.Evaluations([]int64{runs[0].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][2]float64{}
+		for _, e := range evs {
+			if e.Metric == results.MetricPPLBound {
+				out[e.Task] = [2]float64{e.Value, e.Stderr}
+			}
+		}
+		return out
+	}
+	runCmd(t, bin, "-cfg", cfg, "-set", "name=m", "-mode", "train")
+	runCmd(t, bin, "-cfg", cfg, "-set", "name=m", "-mode", "eval")
+	one := bounds()
+	runCmd(t, bin, "-cfg", cfg, "-set", "name=m", "-mode", "eval", "-nproc", "2")
+	two := bounds()
+	for _, task := range []string{results.TaskValid, "test", results.TaskLAMBADA} {
+		o, w := one[task], two[task]
+		if o[0] == 0 || !(o[1] > 0) {
+			t.Errorf("%s: one process recorded %v", task, o)
+		}
+		if math.Abs(o[0]-w[0]) > 1e-9*o[0] || math.Abs(o[1]-w[1]) > 1e-9*o[1] {
+			t.Errorf("%s: two ranks %.12g ± %.12g, one process %.12g ± %.12g", task, w[0], w[1], o[0], o[1])
+		}
+	}
+}

@@ -58,8 +58,15 @@ func (m *method) quickEval(cfg *Config, corpus *data.Corpus) train.EvalFunc {
 // on the validation and test splits, zero-shot bounds on other corpora,
 // and LAMBADA (bound and last-word accuracy); beside each corpus bound, the
 // perplexity of the training split's unigram model on the same tokens.
-func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64) error {
+//
+// In a data-parallel job (ranks not nil) every rank calls it: the bounds'
+// passes are split over the ranks (eval.seeding per-batch), and rank 0,
+// the one with a store, computes the rest and records everything; the
+// others (store nil) take part in the bounds only.
+func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus, store *results.Store, runID int64, ranks eval.Ranks) error {
 	em := m.evalModel(cfg, corpus.Vocab)
+	em.Ranks = ranks
+	follower := store == nil
 	counts := eval.UnigramCounts(corpus.Train, corpus.Vocab)
 	var rows []results.Evaluation
 	var seqs []results.SequenceBounds
@@ -92,6 +99,9 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 		}
 		add(r.Evaluations(split.task)...)
 		bound(split.task, r)
+		if follower {
+			continue
+		}
 		if batches, err = corpus.EvalBatches(split.ds, cfg.Eval.BatchSize); err != nil {
 			return err
 		}
@@ -118,6 +128,9 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 		}
 		add(r.Evaluations(zs.Name)...)
 		bound(zs.Name, r)
+		if follower {
+			continue
+		}
 		u, err := eval.ZeroShotUnigram(ctx, counts, cfg.Eval, cfg.Data, corpus.Vocab, zs)
 		if err != nil {
 			return fmt.Errorf("eval zero-shot %s: %w", zs.Name, err)
@@ -135,6 +148,9 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 		}
 		add(r.Evaluations(results.TaskLAMBADA)...)
 		bound(results.TaskLAMBADA, r)
+		if follower {
+			return nil
+		}
 		if em.CanFill() {
 			acc, err := eval.LambadaAccuracy(ctx, em, cfg.Eval, corpus.Vocab, exs)
 			if err != nil {
@@ -145,6 +161,9 @@ func (m *method) evaluate(ctx context.Context, cfg *Config, corpus *data.Corpus,
 			slog.Warn("eval: LAMBADA accuracy not measured: this objective gives no clean-token distribution to fill the last word from (its bound is reported)",
 				"objective", cfg.Objective.Name)
 		}
+	}
+	if follower {
+		return nil
 	}
 	return store.AddEvaluations(rows, seqs...)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/dist"
+	"github.com/dlmlab/difflm/eval"
 	"github.com/dlmlab/difflm/torchx"
 	"github.com/dlmlab/difflm/train"
 	"github.com/sugarme/gotch"
@@ -17,8 +18,9 @@ import (
 // job is this process's place in a data-parallel job; nil (one process)
 // answers as rank 0 of 1.
 type job struct {
-	group *dist.Group
-	opts  dist.Options
+	group     *dist.Group
+	opts      dist.Options
+	splitEval bool // eval.seeding per-batch: the bounds are split over the ranks
 }
 
 func (j *job) rank() int {
@@ -26,6 +28,16 @@ func (j *job) rank() int {
 		return 0
 	}
 	return j.group.Rank()
+}
+
+// ranks is the group to split evaluations over: nil for one process,
+// and under eval.seeding stream, whose passes cannot be split (rank 0
+// then evaluates alone, with the numbers one process gives).
+func (j *job) ranks() eval.Ranks {
+	if j == nil || !j.splitEval {
+		return nil
+	}
+	return j.group
 }
 
 func (j *job) close() {
@@ -66,11 +78,15 @@ func joinJob(cfg *Config) (*job, error) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("rank", o.Rank))
 	slog.Info("dist: joining", "world", o.World, "from", o.Source, "store", fmt.Sprintf("%s:%d", o.Addr, o.Port),
 		"backend", o.Backend, "device", cfg.Device, "threads", cfg.Train.Threads)
+	split := cfg.Eval.Seeding == eval.SeedPerBatch
+	if !split {
+		slog.Info("dist: eval.seeding is stream, so rank 0 evaluates alone after training (per-batch splits the bounds over the ranks)")
+	}
 	g, err := dist.New(o)
 	if err != nil {
 		return nil, err
 	}
-	return &job{group: g, opts: o}, nil
+	return &job{group: g, opts: o, splitEval: split}, nil
 }
 
 // localWorld is the number of ranks on this host: torchrun's
@@ -84,24 +100,34 @@ func localWorld() int {
 	return 1
 }
 
-// trainRank is the whole life of a rank other than 0: train its share
-// of every batch in step with rank 0 and leave the rest — the results
-// database, checkpoints, evaluation, samples, plots — to rank 0.
-func trainRank(ctx context.Context, cfg *Config, m *method, corpus *data.Corpus, j *job, stages stage) error {
+// followRank is the whole life of a rank other than 0: train its share
+// of every batch in step with rank 0, then take its part of the
+// evaluation's bounds (with the EMA weights, as rank 0), and leave the
+// rest — the results database, checkpoints, the other evaluations,
+// samples, plots — to rank 0.
+func followRank(ctx context.Context, cfg *Config, m *method, corpus *data.Corpus, j *job, stages stage) error {
+	tcfg := cfg.Train
 	if stages&stageTrain == 0 {
-		slog.Warn("dist: evaluation and sampling run on rank 0 alone; this rank has nothing to do")
+		tcfg.Resume = "auto"
+	}
+	trainer, err := train.New(tcfg, m.vs, runDir(cfg), map[string]string{})
+	if err != nil {
+		return err
+	}
+	if stages&stageTrain != 0 {
+		if err := trainer.Distribute(j.group); err != nil {
+			return err
+		}
+		batches, err := corpus.TrainBatches(cfg.Train.BatchSize)
+		if err != nil {
+			return err
+		}
+		if err := trainer.Run(ctx, trainBatches{batches}, m.stepFunc(), nil, nil); err != nil {
+			return err
+		}
+	}
+	if stages&stageEval == 0 || j.ranks() == nil {
 		return nil
 	}
-	trainer, err := train.New(cfg.Train, m.vs, runDir(cfg), map[string]string{})
-	if err != nil {
-		return err
-	}
-	if err := trainer.Distribute(j.group); err != nil {
-		return err
-	}
-	batches, err := corpus.TrainBatches(cfg.Train.BatchSize)
-	if err != nil {
-		return err
-	}
-	return trainer.Run(ctx, trainBatches{batches}, m.stepFunc(), nil, nil)
+	return trainer.WithEMA(func() error { return m.evaluate(ctx, cfg, corpus, nil, 0, j.ranks()) })
 }

@@ -125,8 +125,8 @@ func run(ctx context.Context, o options) error {
 		return writeSlurm(cfg, loaded, o)
 	}
 	if o.nproc > 1 && os.Getenv("WORLD_SIZE") == "" {
-		if (o.mode != "run" && o.mode != "train") || (cfg.Sweep.Enabled() && o.runName == "") {
-			return usageError{fmt.Errorf("-nproc: data-parallel ranks train one run (-mode run or train, not a sweep); got -mode %s", o.mode)}
+		if (o.mode != "run" && o.mode != "train" && o.mode != "eval") || (cfg.Sweep.Enabled() && o.runName == "") {
+			return usageError{fmt.Errorf("-nproc: data-parallel ranks train and evaluate one run (-mode run, train or eval, not a sweep); got -mode %s", o.mode)}
 		}
 		return launchLocal(ctx, o.nproc, 10*time.Second)
 	}

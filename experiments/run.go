@@ -78,7 +78,7 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return err
 	}
 	if j.rank() != 0 {
-		return trainRank(ctx, cfg, m, corpus, j, stages)
+		return followRank(ctx, cfg, m, corpus, j, stages)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(loaded.YAML), 0o644); err != nil {
 		return err
@@ -174,7 +174,7 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 	summary := stages == stageTrain|stageEval|stageSample && o.runName == ""
 	err = trainer.WithEMA(func() error {
 		if stages&stageEval != 0 {
-			if err := m.evaluate(ctx, cfg, corpus, store, runID); err != nil {
+			if err := m.evaluate(ctx, cfg, corpus, store, runID, j.ranks()); err != nil {
 				return err
 			}
 		}

@@ -29,6 +29,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -77,15 +78,19 @@ func DeviceName(d gotch.Device) string {
 }
 
 // SetThreads sets libtorch's intra-op thread count and, when libtorch's
-// BLAS is OpenBLAS, OpenBLAS's own pool to the same n; n <= 0 keeps their
-// defaults. Without the second, OpenBLAS (pthreads build) starts one
+// BLAS is OpenBLAS, OpenBLAS's own pool to the same n (unless the
+// environment sets OPENBLAS_NUM_THREADS, which then wins); n <= 0 keeps
+// their defaults. Without the second, OpenBLAS (pthreads build) starts one
 // thread per CPU whatever libtorch's count, and its idle threads spin in
 // sched_yield: `threads: 1` then used two cores, and two runs side by side
-// fought over them.
+// fought over them. The BLAS thread count can change the last bits of a
+// matrix product, so it is part of what makes a run reproducible.
 func SetThreads(n int) {
 	if n > 0 {
 		C.at_set_num_threads(C.int(n))
-		C.blas_set_threads(C.int(n))
+		if os.Getenv("OPENBLAS_NUM_THREADS") == "" {
+			C.blas_set_threads(C.int(n))
+		}
 	}
 }
 
