@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 	fmt.Fprintf(w, "# Go (gotch) vs PyTorch %s eager: objective %s, V = %d, %d threads each; median of %d steps after %d warmup, fastest of %d runs per side\n",
 		version, s.Objective.Name, s.Vocab, s.Threads, cfg.Steps, cfg.Warmup, cfg.Repeats)
 	fmt.Fprintln(w, "# ratio = Go tok/s / PyTorch tok/s; cpu-ms = process CPU time per step, all threads; max|Δloss| = largest loss difference over all steps")
-	fmt.Fprintf(w, "# OMP_WAIT_POLICY=%s; load average before: %s\n", ompWaitPolicy(), loadAverage())
+	fmt.Fprintf(w, "# OMP_WAIT_POLICY=%s; load average before: %s\n", ompWaitPolicy(), LoadAverage())
 	gemm := GEMMRate(s.Threads)
 	fmt.Fprintf(w, "# roofline: fp32 GEMM %d³ through this libtorch, %d threads: %.1f GFLOP/s; MFU = tok/s × GFLOP/tok ÷ that (GFLOP/tok = 6·(parameters − embedding) + 12·layers·L·width, forward + backward)\n",
 		gemmSize, s.Threads, gemm/1e9)
@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 			fmt.Fprintln(w, row.format())
 		}
 	}
-	fmt.Fprintf(w, "# load average after: %s\n", loadAverage())
+	fmt.Fprintf(w, "# load average after: %s\n", LoadAverage())
 	return nil
 }
 
@@ -194,9 +194,9 @@ func ompWaitPolicy() string {
 	return "unset (libgomp spins)"
 }
 
-// loadAverage is the 1-, 5- and 15-minute load average, for the record of
+// LoadAverage is the 1-, 5- and 15-minute load average, for the record of
 // how busy the machine was ("?" where /proc is missing).
-func loadAverage() string {
+func LoadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "?"

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	gobench "github.com/dlmlab/difflm/bench"
+	"github.com/dlmlab/difflm/config"
 	"github.com/dlmlab/difflm/data"
 	"github.com/dlmlab/difflm/torchx"
 )
@@ -13,7 +14,10 @@ import (
 // config's objective, model dropout, schedule and optimizer: see package
 // bench. Both sides get the run-wide threads (auto: the usable CPUs), so
 // that the count is explicit on both.
-func bench(ctx context.Context, cfg *Config, o options) error {
+//
+// Then the data-parallel rows (benchDDP): one rank with every usable CPU's
+// thread against that many single-thread ranks.
+func bench(ctx context.Context, cfg *Config, loaded config.Loaded, o options) error {
 	torchx.Lock()
 	threads := cfg.Train.Threads
 	// V as the data pipeline makes it (data.vocab_size kept ids plus EOS
@@ -31,5 +35,8 @@ func bench(ctx context.Context, cfg *Config, o options) error {
 		Model: cfg.Model, Process: cfg.Process, Objective: cfg.Objective, Train: cfg.Train,
 		Vocab: vocab, Threads: threads,
 	}
-	return gobench.Run(ctx, gobench.DefaultConfig(), setup, os.Stdout)
+	if err := gobench.Run(ctx, gobench.DefaultConfig(), setup, os.Stdout); err != nil {
+		return err
+	}
+	return benchDDP(ctx, loaded.Path, o.sets, os.Stdout)
 }

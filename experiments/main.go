@@ -139,7 +139,7 @@ func run(ctx context.Context, o options) error {
 	case "plot":
 		return plots(cfg, o)
 	case "bench":
-		return bench(ctx, cfg, o)
+		return bench(ctx, cfg, loaded, o)
 	case "frontier":
 		return frontier(ctx, cfg, loaded, o)
 	case "merge":
