@@ -2,56 +2,21 @@ package dist
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dlmlab/difflm/internal/ranktest"
 	"github.com/dlmlab/difflm/torchx"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
-// freePort asks the kernel for a port nobody listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// ranks runs the helper test in world processes, one per rank, and returns
-// each one's output and error.
+// ranks runs the scenario in world processes, one per rank.
 func ranks(t *testing.T, world int, scenario string, timeout time.Duration) ([]string, []error) {
 	t.Helper()
-	port := freePort(t)
-	cmds := make([]*exec.Cmd, world)
-	outs := make([]*strings.Builder, world)
-	for r := range cmds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRankHelper$", "-test.v")
-		cmd.Env = append(os.Environ(), "DIST_HELPER="+scenario, "MASTER_ADDR=127.0.0.1",
-			"MASTER_PORT="+strconv.Itoa(port), "RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(world),
-			"DIST_TIMEOUT="+timeout.String())
-		outs[r] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[r], outs[r]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[r] = cmd
-	}
-	errs := make([]error, world)
-	res := make([]string, world)
-	for r, cmd := range cmds {
-		errs[r] = cmd.Wait()
-		res[r] = outs[r].String()
-	}
-	return res, errs
+	return ranktest.Run(t, world, "TestRankHelper", "DIST_HELPER="+scenario, "DIST_TIMEOUT="+timeout.String())
 }
 
 // TestRankHelper is one rank of a scenario; it runs only under ranks.
@@ -119,10 +84,8 @@ func TestRankHelper(t *testing.T) {
 }
 
 func result(out string) string {
-	for _, line := range strings.Split(out, "\n") {
-		if s, ok := strings.CutPrefix(line, "RESULT "); ok {
-			return s
-		}
+	if r := ranktest.Result(out); r != "" {
+		return r
 	}
 	return "(no result)\n" + out
 }

@@ -404,28 +404,7 @@ func TestInterruptAndResume(t *testing.T) {
 	single = strings.Replace(single, "  gen_steps: [4, 8]\n", "  gen_steps: [4]\n", 1)
 	os.WriteFile(cfg, []byte(single), 0o644)
 	db := filepath.Join(dir, "results.db")
-	losses := func(name string) map[int64]float64 {
-		store, err := results.Open(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		runs, err := store.Runs(results.RunFilter{Names: []string{name}})
-		if err != nil || len(runs) != 1 {
-			return nil
-		}
-		pts, err := store.Metrics(runs[0].ID, "loss")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[int64]float64{}
-		for _, p := range pts {
-			if p.Split == results.SplitTrain {
-				out[int64(p.Step)] = p.Value
-			}
-		}
-		return out
-	}
+	losses := func(name string) map[int]float64 { return trainLosses(t, db, name) }
 	runCmd(t, bin, "-cfg", cfg, "-set", "name=ref", "-mode", "train")
 	want := losses("ref")
 
@@ -459,7 +438,7 @@ func TestInterruptAndResume(t *testing.T) {
 	if len(ckpts) != 1 {
 		t.Fatalf("checkpoints after SIGINT: %v", ckpts)
 	}
-	var at int64
+	var at int
 	fmt.Sscanf(filepath.Base(ckpts[0]), "ckpt-%d.safetensors", &at)
 	if at < 20 || at >= 120 {
 		t.Fatalf("interrupt checkpoint at step %d", at)

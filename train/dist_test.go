@@ -3,16 +3,13 @@ package train
 import (
 	"encoding/json"
 	"math"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dlmlab/difflm/dist"
+	"github.com/dlmlab/difflm/internal/ranktest"
 	"github.com/dlmlab/difflm/torchx"
 )
 
@@ -81,40 +78,15 @@ func TestDDPRankHelper(t *testing.T) {
 // runRanks trains cfg in world processes and returns each rank's result.
 func runRanks(t *testing.T, cfg Config, world int, dir string) []ddpResult {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	spec, _ := json.Marshal(cfg)
-	cmds := make([]*exec.Cmd, world)
-	outs := make([]*strings.Builder, world)
-	for r := range cmds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDDPRankHelper$")
-		cmd.Env = append(os.Environ(), "DDP_HELPER="+string(spec), "DDP_DIR="+dir, "MASTER_ADDR=127.0.0.1",
-			"MASTER_PORT="+strconv.Itoa(port), "RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(world))
-		outs[r] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[r], outs[r]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[r] = cmd
-	}
+	outs, errs := ranktest.Run(t, world, "TestDDPRankHelper", "DDP_HELPER="+string(spec), "DDP_DIR="+dir)
 	res := make([]ddpResult, world)
-	for r, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("rank %d: %v\n%s", r, err, outs[r])
+	for r := range outs {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v\n%s", r, errs[r], outs[r])
 		}
-		for _, line := range strings.Split(outs[r].String(), "\n") {
-			if s, ok := strings.CutPrefix(line, "RESULT "); ok {
-				if err := json.Unmarshal([]byte(s), &res[r]); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if res[r].Weights == nil {
-			t.Fatalf("rank %d reported nothing:\n%s", r, outs[r])
+		if err := json.Unmarshal([]byte(ranktest.Result(outs[r])), &res[r]); err != nil || res[r].Weights == nil {
+			t.Fatalf("rank %d reported nothing (%v):\n%s", r, err, outs[r])
 		}
 	}
 	return res
