@@ -19,6 +19,8 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -108,11 +110,46 @@ func handlesOf(xs []*ts.Tensor) []unsafe.Pointer {
 	return out
 }
 
+// wrap turns a collective's error message into an error naming this rank
+// and, when it can tell, the ranks that stopped: a rank that dies makes
+// the others' next collective fail, and its heartbeat stops.
 func (g *Group) wrap(msg *C.char) error {
-	if err := fromC(msg); err != nil {
-		return fmt.Errorf("dist: rank %d of %d: %w", g.rank, g.world, err)
+	err := fromC(msg)
+	if err == nil {
+		return nil
 	}
-	return nil
+	who := ""
+	switch dead := g.SilentRanks(); {
+	case dead == nil:
+		who = "; rank 0, which hosts the store, is unreachable: it has stopped"
+	case len(dead) > 0:
+		who = fmt.Sprintf("; rank %s stopped (no heartbeat)", joinInts(dead))
+	}
+	return fmt.Errorf("dist: rank %d of %d: %w%s", g.rank, g.world, err, who)
+}
+
+// SilentRanks lists the other ranks whose heartbeat has stopped (it
+// watches for 1.5 s), or returns nil when the store is unreachable, that
+// is, rank 0 has stopped.
+func (g *Group) SilentRanks() []int {
+	out := make([]C.int, g.world)
+	n := int(C.c10d_silent_ranks(g.g, &out[0]))
+	if n < 0 {
+		return nil
+	}
+	ranks := make([]int, 0, n)
+	for _, r := range out[:n] {
+		ranks = append(ranks, int(r))
+	}
+	return ranks
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
 }
 
 // fromC turns the shim's error message (NULL: none) into an error and

@@ -69,8 +69,8 @@ func TestRankHelper(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("RESULT a=%v b=%v c=%v d=%v e=%v f=%v\n", a.Vals(), b.Vals(), c.Vals(), d.Vals(), e.Vals(), f.Vals())
-	case "dies":
-		if o.Rank == 1 {
+	case "dies", "root dies":
+		if (scenario == "dies") == (o.Rank == 1) {
 			os.Exit(3) // dies before the collective
 		}
 		x := ts.MustOfSlice([]float32{1})
@@ -112,13 +112,23 @@ func TestDeadRankIsAnErrorNotAHang(t *testing.T) {
 		t.Fatalf("rank 0: %v\n%s", errs[0], outs[0])
 	}
 	got := result(outs[0])
-	if !strings.Contains(got, "rank 0 of 2: c10d: all-reduce") {
-		t.Errorf("rank 0's error does not say who it is and what failed: %s", got)
+	if !strings.Contains(got, "rank 0 of 2: c10d: all-reduce") || !strings.Contains(got, "rank 1 stopped (no heartbeat)") {
+		t.Errorf("rank 0's error does not say who it is, what failed and which rank died: %s", got)
 	}
 	if el := time.Since(t0); el > 25*time.Second {
 		t.Errorf("rank 0 took %v to notice", el)
 	}
 	t.Logf("rank 0: %s", got)
+}
+
+func TestDeadStoreHostIsNamed(t *testing.T) {
+	outs, errs := ranks(t, 2, "root dies", 5*time.Second)
+	if errs[1] != nil {
+		t.Fatalf("rank 1: %v\n%s", errs[1], outs[1])
+	}
+	if got := result(outs[1]); !strings.Contains(got, "rank 1 of 2: c10d: all-reduce") || !strings.Contains(got, "rank 0, which hosts the store, is unreachable") {
+		t.Errorf("rank 1's error with rank 0 dead: %s", got)
+	}
 }
 
 func TestAbsentRankTimesOut(t *testing.T) {

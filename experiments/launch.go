@@ -18,9 +18,10 @@ import (
 // --nproc-per-node N`: each gets torchrun's variables (RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; a free loopback
 // port) and the same arguments. The first rank to fail — an error, a
-// signal, SIGKILL — is named, the others are stopped (SIGTERM, then
-// SIGKILL after grace), and the command fails; a job restarted resumes
-// from rank 0's last checkpoint.
+// signal, SIGKILL — is named and the command fails. The others are given
+// grace to notice by themselves (their next collective fails, and they
+// name the rank whose heartbeat stopped), then SIGTERM, then after grace
+// again SIGKILL. A job restarted resumes from rank 0's last checkpoint.
 func launchLocal(ctx context.Context, n int, grace time.Duration) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -39,7 +40,7 @@ func launchLocal(ctx context.Context, n int, grace time.Duration) error {
 			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Start(); err != nil {
-			stopAll(cmds[:r], grace)
+			stopAll(cmds[:r], 0)
 			return fmt.Errorf("-nproc: start rank %d: %w", r, err)
 		}
 		cmds[r] = cmd
@@ -89,9 +90,10 @@ func signalAll(cmds []*exec.Cmd, sig os.Signal) {
 	}
 }
 
-// stopAll asks the ranks to stop, then kills those still running after
-// grace.
+// stopAll waits grace for the ranks to stop by themselves, asks them to
+// (SIGTERM), and kills those still running after grace more.
 func stopAll(cmds []*exec.Cmd, grace time.Duration) {
+	time.Sleep(grace)
 	signalAll(cmds, syscall.SIGTERM)
 	time.Sleep(grace)
 	for _, c := range cmds {

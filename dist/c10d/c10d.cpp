@@ -1,10 +1,12 @@
 // Implementation of c10d.h on libtorch's c10d (see there for the API).
 #include "c10d.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <torch/torch.h>
@@ -17,13 +19,42 @@
 
 namespace {
 
+// kBeat is the heartbeat period: every rank bumps its counter in the
+// store this often, so that after a failed collective a survivor can tell
+// which ranks are gone (their counters stand still).
+constexpr auto kBeat = std::chrono::milliseconds(250);
+
+std::string beatKey(int rank) { return "difflm/heartbeat/" + std::to_string(rank); }
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   std::chrono::milliseconds timeout;
   int rank = 0;
   int world = 1;
+  std::string host;
+  int port = 0;
+  // The heartbeat: its own store client (a TCPStore connection is not
+  // shared between threads) and thread.
+  c10::intrusive_ptr<c10d::Store> beatStore;
+  std::thread beat;
+  std::atomic<bool> stop{false};
+
+  ~Group() {
+    stop = true;
+    if (beat.joinable()) beat.join();
+  }
 };
+
+// client is a new connection to the group's store.
+c10::intrusive_ptr<c10d::Store> client(Group *g, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<std::uint16_t>(g->port);
+  o.isServer = false;
+  o.waitWorkers = false;
+  o.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(g->host, o);
+}
 
 char *error(const std::string &msg) { return strdup(msg.c_str()); }
 
@@ -69,6 +100,8 @@ char *c10d_new_group(const char *backend, const char *host, int port, int rank, 
   g->timeout = std::chrono::milliseconds(timeout_ms);
   g->rank = rank;
   g->world = world;
+  g->host = h;
+  g->port = port;
   char *err = guarded("c10d: create the TCPStore", [&] {
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(port);
@@ -105,12 +138,44 @@ char *c10d_new_group(const char *backend, const char *host, int port, int rank, 
       }
     });
   }
+  if (err == nullptr) {
+    err = guarded("c10d: start the heartbeat", [&] {
+      g->beatStore = client(g, g->timeout);
+      g->beatStore->add(beatKey(rank), 1);
+      g->beat = std::thread([g] {
+        try {
+          while (!g->stop) {
+            std::this_thread::sleep_for(kBeat);
+            g->beatStore->add(beatKey(g->rank), 1);
+          }
+        } catch (...) {
+          // The store is gone (rank 0 ended): nothing left to signal to.
+        }
+      });
+    });
+  }
   if (err != nullptr) {
     delete g;
     return err;
   }
   *out = g;
   return nullptr;
+}
+
+int c10d_silent_ranks(c10d_group gp, int *out) {
+  auto *g = static_cast<Group *>(gp);
+  try {
+    auto probe = client(g, std::chrono::milliseconds(2000));
+    std::vector<int64_t> before(g->world);
+    for (int r = 0; r < g->world; r++) before[r] = probe->add(beatKey(r), 0);
+    std::this_thread::sleep_for(kBeat * 6);
+    int n = 0;
+    for (int r = 0; r < g->world; r++)
+      if (r != g->rank && probe->add(beatKey(r), 0) == before[r]) out[n++] = r;
+    return n;
+  } catch (...) {
+    return -1;  // the store itself is unreachable: rank 0 is gone
+  }
 }
 
 char *c10d_allreduce(c10d_group gp, void **tensors, int n, int average, long long bucket_bytes) {

@@ -32,6 +32,12 @@ char *c10d_broadcast(c10d_group g, void **tensors, int n, int root);
 /* c10d_barrier returns once every rank has called it. */
 char *c10d_barrier(c10d_group g);
 
+/* c10d_silent_ranks writes to out (room for the world size) the other
+ * ranks whose heartbeat stands still over 1.5 s, and returns how many; -1
+ * when the store itself cannot be reached (rank 0, its host, is gone).
+ * For naming the dead after a collective failed. */
+int c10d_silent_ranks(c10d_group g, int *out);
+
 /* c10d_free_group leaves the group and frees it. */
 void c10d_free_group(c10d_group g);
 
