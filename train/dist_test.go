@@ -130,3 +130,30 @@ func TestDataParallelEqualsOneProcess(t *testing.T) {
 		}
 	}
 }
+
+// A job checkpointed by two ranks resumes as one process (another world
+// size) at the same data position and step, and goes on as the one-process
+// run it would have been, to float-order noise.
+func TestResumeAtAnotherWorldSize(t *testing.T) {
+	torchx.Lock()
+	cfg := testConfig()
+	cfg.Steps, cfg.CkptEvery = 6, 3
+	one := ddpTrain(t, cfg, filepath.Join(t.TempDir(), "one"), nil)
+
+	dir := filepath.Join(t.TempDir(), "job")
+	first := cfg
+	first.Steps = 3 // two ranks write the checkpoint of step 3
+	runRanks(t, first, 2, dir)
+	rest := ddpTrain(t, cfg, dir, nil) // resume = auto: steps 4-6 as one process
+	if len(rest.Losses) != 3 {
+		t.Fatalf("the resumed run logged %d steps, want 3 (steps 4-6)", len(rest.Losses))
+	}
+	if d := maxDiff(rest.Losses, one.Losses[3:]); d > 1e-5 {
+		t.Errorf("steps 4-6 after resuming at world size 1: %v, uninterrupted %v", rest.Losses, one.Losses[3:])
+	}
+	for name, w := range one.Weights {
+		if d := maxDiff(rest.Weights[name], w); d > 1e-5 {
+			t.Errorf("%s differs from the uninterrupted run by %.2g", name, d)
+		}
+	}
+}
