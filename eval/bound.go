@@ -138,26 +138,21 @@ func Bound(ctx context.Context, m Model, cfg Config, task string, batches Batche
 			prog.setTotal(expectedBatches(batches, b.B, cfg.MaxBatches))
 		}
 		if cfg.Seeding == SeedPerBatch {
-			torchx.Seed(batchSeed(cfg.Seed, i))
+			torchx.Seed(torchx.MixSeed(uint64(cfg.Seed), i+1))
 			rng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb0d^uint64(i+1)<<16))
 		}
-		if split {
-			sb := splitBatch{b: copyBatch(b)}
-			if i%m.Ranks.World() == m.Ranks.Rank() {
-				if sb.draws, err = mode.batch(m, b, rng); err != nil {
-					return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
-				}
-				prog.step()
+		var draws [][]float64 // nil: another rank's batch
+		if !split || i%m.Ranks.World() == m.Ranks.Rank() {
+			if draws, err = mode.batch(m, b, rng); err != nil {
+				return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
 			}
-			kept = append(kept, sb)
+			prog.step()
+		}
+		if split {
+			kept = append(kept, splitBatch{b: copyBatch(b), draws: draws})
 			continue
 		}
-		draws, err := mode.batch(m, b, rng)
-		if err != nil {
-			return Result{}, fmt.Errorf("eval %s: batch %d: %w", task, i, err)
-		}
 		tot.add(draws, b, m.UNK, m.ByteLens)
-		prog.step()
 	}
 	if split {
 		if err := gatherDraws(m.Ranks, kept, mode.k); err != nil {

@@ -62,13 +62,3 @@ func copyBatch(b data.Batch) data.Batch {
 	b.Mask = append([]float32(nil), b.Mask...)
 	return b
 }
-
-// batchSeed is batch i's torch seed under eval.seeding per-batch
-// (splitmix64 of the seed and the index).
-func batchSeed(seed int64, i int) int64 {
-	z := uint64(seed) + uint64(i+1)*0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	z ^= z >> 31
-	return int64(z >> 1)
-}

@@ -101,5 +101,16 @@ func BLASThreads() int { return int(C.blas_threads()) }
 // Threads reports libtorch's intra-op thread count.
 func Threads() int { return int(C.at_get_num_threads()) }
 
+// MixSeed mixes a seed and an index (a training step, an evaluation
+// batch) into the seed of that index (splitmix64), so neighbouring indices
+// and seeds draw unrelated noise.
+func MixSeed(seed uint64, i int) int64 {
+	z := seed + uint64(i)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return int64(z >> 1)
+}
+
 // Seed seeds libtorch's global generators (CPU and CUDA).
 func Seed(seed int64) { C.at_manual_seed(C.int64_t(seed)) }

@@ -207,7 +207,7 @@ func (t *Trainer) stop(batches Batcher, cause error) error {
 // number of tokens processed.
 func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (float64, int, error) {
 	s := t.step + 1
-	torchx.Seed(stepSeed(t.cfg.Seed+uint64(t.rank())*rankSeedStride, s))
+	torchx.Seed(torchx.MixSeed(t.cfg.Seed+uint64(t.rank())*rankSeedStride, s))
 	global, err := batches.Next()
 	if err != nil {
 		return 0, 0, fmt.Errorf("train: step %d: next batch: %w", s, err)
@@ -331,16 +331,6 @@ func item(x *ts.Tensor) (float64, error) {
 // rankSeedStride separates the ranks' seeds: rank r seeds its steps as a
 // single process with seed + r·stride would, rank 0 as the run's own.
 const rankSeedStride = 0x5851f42d4c957f2d
-
-// stepSeed mixes the run seed and the step number (splitmix64) into the
-// seed of that step, so neighbouring steps and seeds draw unrelated noise.
-func stepSeed(seed uint64, step int) int64 {
-	z := seed + uint64(step)*0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	z ^= z >> 31
-	return int64(z >> 1)
-}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
