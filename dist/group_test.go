@@ -70,6 +70,10 @@ func TestRankHelper(t *testing.T) {
 		}
 		fmt.Printf("RESULT a=%v b=%v c=%v d=%v e=%v f=%v\n", a.Vals(), b.Vals(), c.Vals(), d.Vals(), e.Vals(), f.Vals())
 	case "dies", "root dies":
+		// Both have joined (heartbeats running) before one of them dies.
+		if err := g.Barrier(); err != nil {
+			t.Fatal(err)
+		}
 		if (scenario == "dies") == (o.Rank == 1) {
 			os.Exit(3) // dies before the collective
 		}
