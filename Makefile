@@ -20,7 +20,7 @@ export DATA_DIR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd || 
 
 include data/data.mk
 
-.PHONY: setup apt torchprep run test vet fuzz bench bench-sample study study-text8 data clean-torch
+.PHONY: setup apt torchprep run test vet fuzz bench bench-sample gpucheck-bundle study study-text8 data clean-torch
 
 setup: apt torchprep
 
@@ -45,7 +45,8 @@ vet: setup
 
 # The test command of the README and of CI: vet, all tests (the end-to-end
 # sweeps included), and the slow-tagged checks that fit: the 2,000-step RSS
-# soak and the parameter counts of the large presets (about 2 min more).
+# soak and the parameter counts of the large presets (about 2 min more), and
+# the GPU check's dry run on the CPU (tools/gpucheck.sh, about a minute).
 # The full sampler benchmark table (-tags slow, TestBenchTable) is run by
 # `make bench-sample`.
 test: setup
@@ -53,6 +54,8 @@ test: setup
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -timeout 10m -tags slow -run 'TestSoakRSS|TestLargePresetParamCounts' -v ./train ./models
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory gpucheck-bundle
+	GPUCHECK_DEVICE=cpu tools/gpucheck.sh
 
 # Fuzz every reader of outside input for FUZZTIME each (their seeds also run
 # as plain tests above). A crasher lands in <pkg>/testdata/fuzz/: commit it
@@ -75,6 +78,20 @@ bench-sample: setup
 
 bench: setup
 	$(GO) run ./experiments -mode bench
+
+# What tools/gpucheck.sh needs on a GPU machine without Go or network: the
+# binary, torchprep (pure Go: rebuilds the bindings with g++ only), the
+# model-parity test binary and a small corpus, in .gpucheck/bundle.tar.gz.
+# Carry .gpucheck and .torch/src there and run tools/gpucheck.sh.
+gpucheck-bundle: setup
+	rm -rf .gpucheck/stage && mkdir -p .gpucheck/stage/bin .gpucheck/stage/data/warpeace
+	$(GO) build -ldflags='-s -w' -o .gpucheck/stage/bin/experiments ./experiments
+	CGO_ENABLED=0 GOWORK=off $(GO) build -o .gpucheck/stage/bin/torchprep ./tools/torchprep
+	$(GO) test -c -tags peer -ldflags='-s -w' -o .gpucheck/stage/bin/models-peer.test ./models
+	cp $(DATA_DIR)/warpeace/warpeace_input.txt .gpucheck/stage/data/warpeace/
+	tar -czf .gpucheck/bundle.tar.gz -C .gpucheck/stage bin data
+	rm -rf .gpucheck/stage
+	@ls -l .gpucheck/bundle.tar.gz
 
 # The comparison study (docs/study-cpu.md): about 90 min on 2 cores. A killed
 # study started again resumes; the report rewrites the document's table.

@@ -29,13 +29,17 @@ type Summary struct {
 // Row is one line of the table: each side's fastest run of a case.
 type Row struct {
 	Preset   string
-	L, B     int
+	L, B, V  int
+	CEChunk  int // the Go side's objective.ce_chunk (0: the whole head)
 	Params   int64
 	Go, Py   Summary
 	LossDiff float64 // largest |Go − PyTorch| loss over all steps and runs
 	// FLOPs is the model FLOPs of one training token (FLOPsPerToken), GEMM
 	// the machine's fp32 matmul rate measured in the same run (GEMMRate).
 	FLOPs, GEMM float64
+	// GoRSS and PyRSS are each side's peak resident memory in bytes over
+	// its runs of the row (0: not measured).
+	GoRSS, PyRSS int64
 }
 
 // Ratio is Go's tokens/s over PyTorch's: above 1, Go is faster.
@@ -63,36 +67,44 @@ func Run(ctx context.Context, cfg Config, s Setup, w io.Writer) error {
 		return fmt.Errorf("bench: temporary folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(w, "# Go (gotch) vs PyTorch %s eager: objective %s, V = %d, %d threads each; median of %d steps after %d warmup, fastest of %d runs per side\n",
+	fmt.Fprintf(w, "# Go (gotch) vs PyTorch %s eager: objective %s, V = %d (the grid; the last rows have their own), %d threads each; median of %d steps after %d warmup, fastest of %d runs per side\n",
 		version, s.Objective.Name, s.Vocab, s.Threads, cfg.Steps, cfg.Warmup, cfg.Repeats)
 	fmt.Fprintln(w, "# ratio = Go tok/s / PyTorch tok/s; cpu-ms = process CPU time per step, all threads; max|Δloss| = largest loss difference over all steps")
 	fmt.Fprintf(w, "# OMP_WAIT_POLICY=%s; load average before: %s\n", ompWaitPolicy(), LoadAverage())
 	gemm := GEMMRate(s.Threads)
 	fmt.Fprintf(w, "# roofline: fp32 GEMM %d³ through this libtorch, %d threads: %.1f GFLOP/s; MFU = tok/s × GFLOP/tok ÷ that (GFLOP/tok = 6·(parameters − embedding) + 12·layers·L·width, forward + backward)\n",
 		gemmSize, s.Threads, gemm/1e9)
+	fmt.Fprintln(w, "# peak RSS = the side's peak resident memory over its runs of the row (the Go side's since its high-water mark was reset before each run: libtorch and allocator caches included; the PyTorch side's whole process)")
 	fmt.Fprintln(w, tableHeader)
+	var cases []Case
 	for _, preset := range cfg.Presets {
 		for _, l := range cfg.SeqLens {
-			row, err := measure(ctx, cfg, s, newCase(cfg, s, preset, l, dir))
-			if err != nil {
-				return fmt.Errorf("bench %s L=%d: %w", preset, l, err)
-			}
-			if row.FLOPs, err = FLOPsPerToken(preset, s.vocabIn(), row.Params, l); err != nil {
-				return err
-			}
-			row.GEMM = gemm
-			fmt.Fprintln(w, row.format())
+			cases = append(cases, newCase(cfg, RowSpec{Preset: preset, L: l, Vocab: s.Vocab, CEChunk: s.Objective.CEChunk}, dir))
 		}
+	}
+	for _, r := range cfg.Rows {
+		cases = append(cases, newCase(cfg, r, dir))
+	}
+	for _, c := range cases {
+		row, err := measure(ctx, cfg, s, c)
+		if err != nil {
+			return fmt.Errorf("bench %s L=%d V=%d: %w", c.Preset, c.L, c.Vocab, err)
+		}
+		if row.FLOPs, err = FLOPsPerToken(c.Preset, c.Vocab+1, row.Params, c.L); err != nil {
+			return err
+		}
+		row.GEMM = gemm
+		fmt.Fprintln(w, row.format())
 	}
 	fmt.Fprintf(w, "# load average after: %s\n", LoadAverage())
 	return nil
 }
 
-// newCase is the row of preset at length l, its files in dir.
-func newCase(cfg Config, s Setup, preset string, l int, dir string) Case {
-	name := fmt.Sprintf("%s-L%d", preset, l)
+// newCase is row r, its files in dir.
+func newCase(cfg Config, r RowSpec, dir string) Case {
+	name := fmt.Sprintf("%s-L%d-V%d-c%d", r.Preset, r.L, r.Vocab, r.CEChunk)
 	return Case{
-		Preset: preset, L: l, B: cfg.Tokens / l,
+		Preset: r.Preset, L: r.L, B: cfg.Tokens / r.L, Vocab: r.Vocab, CEChunk: r.CEChunk,
 		// One more step than timed: the Go side times a step from its
 		// batch request to the next one.
 		Steps:   cfg.Warmup + cfg.Steps + 1,
@@ -104,10 +116,10 @@ func newCase(cfg Config, s Setup, preset string, l int, dir string) Case {
 // measure runs both sides cfg.Repeats times, alternating, on the same
 // weights and batches, and keeps each side's fastest run.
 func measure(ctx context.Context, cfg Config, s Setup, c Case) (Row, error) {
-	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
+	if err := writeBatches(&c, c.Vocab, s.Train.Seed); err != nil {
 		return Row{}, err
 	}
-	row := Row{Preset: c.Preset, L: c.L, B: c.B}
+	row := Row{Preset: c.Preset, L: c.L, B: c.B, V: c.Vocab, CEChunk: c.CEChunk}
 	var goRuns, pyRuns []Summary
 	for r := range cfg.Repeats {
 		runtime.GC() // the previous run's tensors are freed now, not during this run
@@ -123,6 +135,7 @@ func measure(ctx context.Context, cfg Config, s Setup, c Case) (Row, error) {
 			return Row{}, fmt.Errorf("the Go model has %d parameters, the PyTorch one %d", g.Params, p.Params)
 		}
 		row.Params = g.Params
+		row.GoRSS, row.PyRSS = max(row.GoRSS, g.PeakRSS), max(row.PyRSS, p.PeakRSS)
 		row.LossDiff = max(row.LossDiff, maxAbsDiff(g.Loss, p.Loss))
 		gs, ps := summarize(g, c, cfg), summarize(p, c, cfg)
 		goRuns, pyRuns = append(goRuns, gs), append(pyRuns, ps)
@@ -208,12 +221,24 @@ func LoadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-const tableHeader = "preset       params     L     B    Go tok/s  PyTorch tok/s  ratio   Go cpu-ms  Py cpu-ms  max|Δloss|  GFLOP/tok  Go MFU  Py MFU"
+const tableHeader = "preset         V  ce_chunk    params     L     B    Go tok/s  PyTorch tok/s  ratio   Go cpu-ms  Py cpu-ms  max|Δloss|  GFLOP/tok  Go MFU  Py MFU  Go peak MiB  Py peak MiB"
 
 // format is the row under tableHeader. The CPU time per step is there
 // because on a shared machine it is steadier than wall time.
 func (r Row) format() string {
-	return fmt.Sprintf("%-10s %8d %5d %5d %11.0f %14.0f %6.2f %11.1f %10.1f %11.1e %10s %7.2f %7.2f",
-		r.Preset, r.Params, r.L, r.B, r.Go.TokensPerS, r.Py.TokensPerS, r.Ratio(), 1e3*r.Go.CPUS, 1e3*r.Py.CPUS, r.LossDiff,
-		gflop(r.FLOPs), mfu(r.Go.TokensPerS, r.FLOPs, r.GEMM), mfu(r.Py.TokensPerS, r.FLOPs, r.GEMM))
+	chunk := "—"
+	if r.CEChunk > 0 {
+		chunk = fmt.Sprint(r.CEChunk)
+	}
+	return fmt.Sprintf("%-10s %6d %9s %9d %5d %5d %11.0f %14.0f %6.2f %11.1f %10.1f %11.1e %10s %7.2f %7.2f %12s %12s",
+		r.Preset, r.V, chunk, r.Params, r.L, r.B, r.Go.TokensPerS, r.Py.TokensPerS, r.Ratio(), 1e3*r.Go.CPUS, 1e3*r.Py.CPUS, r.LossDiff,
+		gflop(r.FLOPs), mfu(r.Go.TokensPerS, r.FLOPs, r.GEMM), mfu(r.Py.TokensPerS, r.FLOPs, r.GEMM), mib(r.GoRSS), mib(r.PyRSS))
+}
+
+// mib is bytes in MiB, "?" for unmeasured.
+func mib(b int64) string {
+	if b <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", float64(b)/(1<<20))
 }

@@ -60,7 +60,7 @@ func needTorch(t *testing.T, cfg Config) {
 func TestGoSide(t *testing.T) {
 	torchx.Lock()
 	cfg, s := testConfig(), testSetup("ar")
-	c := newCase(cfg, s, "tiny", 16, t.TempDir())
+	c := newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab}, t.TempDir())
 	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,8 @@ func TestGoSide(t *testing.T) {
 	}
 }
 
-// TestSameLossesAsPyTorch runs one row of the table per objective: both
+// TestSameLossesAsPyTorch runs one row of the table per objective, with
+// the whole head and with the chunked cross-entropy on the Go side: both
 // sides start from the same weights, see the same batches and draw the
 // same masks and dropout (same libtorch generator, same seeds, same order
 // of draws), so their losses agree at every step to float32 rounding,
@@ -91,11 +92,18 @@ func TestSameLossesAsPyTorch(t *testing.T) {
 	torchx.Lock()
 	cfg := testConfig()
 	needTorch(t, cfg)
-	for _, objective := range []string{"mdlm", "ar"} {
-		s := testSetup(objective)
-		row, err := measure(context.Background(), cfg, s, newCase(cfg, s, "tiny", 16, t.TempDir()))
+	for _, c := range []struct {
+		objective string
+		chunk     int
+	}{{"mdlm", 0}, {"ar", 0}, {"mdlm", 5}, {"ar", 5}} {
+		objective := fmt.Sprintf("%s/ce_chunk=%d", c.objective, c.chunk)
+		s := testSetup(c.objective)
+		row, err := measure(context.Background(), cfg, s, newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab, CEChunk: c.chunk}, t.TempDir()))
 		if err != nil {
 			t.Fatalf("%s: %v", objective, err)
+		}
+		if row.GoRSS <= 0 || row.PyRSS <= 0 {
+			t.Errorf("%s: peak RSS Go %d, PyTorch %d bytes: want both measured", objective, row.GoRSS, row.PyRSS)
 		}
 		if row.LossDiff > 1e-4 {
 			t.Errorf("%s: Go and PyTorch losses differ by up to %.2g", objective, row.LossDiff)
@@ -124,6 +132,9 @@ func TestValidate(t *testing.T) {
 		{"negative warmup", func(c *Config) { c.Warmup = -1 }, "bench.warmup: -1 must not be negative"},
 		{"no repeats", func(c *Config) { c.Repeats = 0 }, "bench.repeats: 0 must be at least 1"},
 		{"no python", func(c *Config) { c.Python = "" }, "bench.python: must name"},
+		{"row with a tiny vocabulary", func(c *Config) { c.Rows[1].Vocab = 1 }, "bench.rows[1]: vocab 1, want at least 2"},
+		{"row length does not divide tokens", func(c *Config) { c.Rows[0].L = 100 }, "bench.rows[0]: seq_len 100 must be at least 2 and divide bench.tokens 1024"},
+		{"row with a negative chunk", func(c *Config) { c.Rows[2].CEChunk = -1 }, "bench.rows[2]: ce_chunk -1 is negative"},
 	}
 	for _, c := range cases {
 		cfg := DefaultConfig()
@@ -198,7 +209,7 @@ func BenchmarkGoSide(b *testing.B) {
 		for _, l := range cfg.SeqLens {
 			b.Run(fmt.Sprintf("%s/L%d", preset, l), func(b *testing.B) {
 				torchx.Lock() // a sub-benchmark runs on its own goroutine
-				c := newCase(cfg, s, preset, l, b.TempDir())
+				c := newCase(cfg, RowSpec{Preset: preset, L: l, Vocab: s.Vocab}, b.TempDir())
 				if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
 					b.Fatal(err)
 				}

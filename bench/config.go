@@ -42,12 +42,28 @@ type Config struct {
 	Python string `mapstructure:"python"`
 	// Script is torch_train.py, relative to the working directory.
 	Script string `mapstructure:"script"`
+	// Rows are measured after the grid, each with its own vocabulary
+	// (the grid's is the experiment's) and, on the Go side, the chunked
+	// cross-entropy (objective.ce_chunk) or the whole head (0).
+	Rows []RowSpec `mapstructure:"rows"`
+}
+
+// RowSpec is one row outside the presets × seq_lens grid.
+type RowSpec struct {
+	Preset  string `mapstructure:"preset"`
+	L       int    `mapstructure:"seq_len"`
+	Vocab   int    `mapstructure:"vocab"`    // real tokens V
+	CEChunk int    `mapstructure:"ce_chunk"` // Go side's objective.ce_chunk
 }
 
 // DefaultConfig is the table of issue 4: tiny and small-cpu at L = 64 and
 // 128, 1024 tokens a step (B = 16 and 8), which takes a few tenths of a
 // second per step on two cores; 3 warmup and 10 timed steps, best of 3 runs
-// (about five minutes in all).
+// (about five minutes in all). Then the rows of issue 15: the character
+// level (V = 28: 27 symbols and EOS, L = 256, as the text8 study) and
+// GPT-2's vocabulary (V = 50257, L = 128), the latter with the whole head
+// and with the chunked cross-entropy in chunks of 128 rows, whose peak
+// memory the table's RSS columns compare (a few minutes more).
 func DefaultConfig() Config {
 	return Config{
 		Presets: []string{"tiny", "small-cpu"},
@@ -58,6 +74,11 @@ func DefaultConfig() Config {
 		Repeats: 3,
 		Python:  "/usr/bin/python3",
 		Script:  "bench/torch_train.py",
+		Rows: []RowSpec{
+			{Preset: "small-cpu", L: 256, Vocab: 28},
+			{Preset: "small-cpu", L: 128, Vocab: 50257},
+			{Preset: "small-cpu", L: 128, Vocab: 50257, CEChunk: 128},
+		},
 	}
 }
 
@@ -87,6 +108,19 @@ func (c Config) Validate() error {
 			bad("seq_lens", "%d is too short (at least 2)", l)
 		case c.Tokens > 0 && c.Tokens%l != 0:
 			bad("seq_lens", "%d does not divide bench.tokens %d", l, c.Tokens)
+		}
+	}
+	for i, r := range c.Rows {
+		key := fmt.Sprintf("rows[%d]", i)
+		switch {
+		case !slices.Contains(models.PresetNames(), r.Preset):
+			bad(key, "preset %q is not one of %s", r.Preset, strings.Join(models.PresetNames(), "|"))
+		case r.L < 2 || (c.Tokens > 0 && c.Tokens%r.L != 0):
+			bad(key, "seq_len %d must be at least 2 and divide bench.tokens %d", r.L, c.Tokens)
+		case r.Vocab < 2:
+			bad(key, "vocab %d, want at least 2 tokens", r.Vocab)
+		case r.CEChunk < 0:
+			bad(key, "ce_chunk %d is negative", r.CEChunk)
 		}
 	}
 	if c.Warmup < 0 {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,10 +34,6 @@ type Setup struct {
 	Threads   int // libtorch intra-op threads on both sides
 }
 
-// vocabIn is the network's input states: V tokens and the mask (mdlm) or
-// BOS (ar).
-func (s Setup) vocabIn() int { return s.Vocab + 1 }
-
 // check rejects the setups torch_train.py does not reproduce.
 func (s Setup) check() error {
 	switch {
@@ -60,6 +58,8 @@ func (s Setup) check() error {
 type Case struct {
 	Preset  string
 	L, B    int
+	Vocab   int // real tokens V
+	CEChunk int // the Go side's objective.ce_chunk
 	Steps   int // optimizer steps of a run, warmup included
 	Weights string
 	Batches string
@@ -73,6 +73,7 @@ type Result struct {
 	Loss        []float64
 	Params      int64
 	Shapes      map[string][]int64 // parameter names and shapes
+	PeakRSS     int64              // peak resident bytes during the run (0: unknown)
 }
 
 // modelConfig is the experiment's model section with c's preset and length.
@@ -100,15 +101,18 @@ func (s Setup) trainConfig(c Case) train.Config {
 // be torchx.Lock'ed.
 func goRun(ctx context.Context, s Setup, c Case, dir string) (Result, error) {
 	torchx.Seed(int64(s.Train.Seed))
+	resetPeakRSS()
 	var proc forward.Process
 	if s.Objective.Name != "ar" {
-		p, err := forward.New(s.Process, s.Vocab, gotch.CPU)
+		p, err := forward.New(s.Process, c.Vocab, gotch.CPU)
 		if err != nil {
 			return Result{}, err
 		}
 		proc = p
 	}
-	obj, err := losses.New(s.Objective, proc, s.Vocab)
+	ocfg := s.Objective
+	ocfg.CEChunk = c.CEChunk
+	obj, err := losses.New(ocfg, proc, c.Vocab)
 	if err != nil {
 		return Result{}, err
 	}
@@ -137,7 +141,7 @@ func goRun(ctx context.Context, s Setup, c Case, dir string) (Result, error) {
 	if err := tr.Run(ctx, clock, losses.TrainStep(obj, net, gotch.CPU), sink, nil); err != nil {
 		return Result{}, err
 	}
-	res := Result{Loss: sink.loss, Params: net.NumParams(), Shapes: map[string][]int64{}}
+	res := Result{Loss: sink.loss, Params: net.NumParams(), Shapes: map[string][]int64{}, PeakRSS: peakRSS()}
 	res.StepS, res.CPUS = clock.durations()
 	for name, v := range vs.Variables() {
 		res.Shapes[name] = v.MustSize()
@@ -199,4 +203,32 @@ func (l *lossSink) LogMetrics(step int, split string, m map[string]float64) erro
 		l.loss = append(l.loss, m["loss"])
 	}
 	return nil
+}
+
+// resetPeakRSS returns the heap's free memory to the OS and resets this
+// process's resident-memory high-water mark (Linux: 5 into
+// /proc/self/clear_refs), so that peakRSS measures one run above what
+// stays loaded (libtorch, the Go runtime); where the reset is not
+// possible, peakRSS reports the process's peak so far.
+func resetPeakRSS() {
+	runtime.GC() // the previous run's tensors, freed by finalizers
+	torchx.TrimHeap()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// peakRSS is VmHWM of /proc/self/status in bytes (0 where unreadable).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kib); err == nil {
+				return kib << 10
+			}
+		}
+	}
+	return 0
 }

@@ -19,6 +19,7 @@ type pyOutput struct {
 	StepS   []float64          `json:"step_s"`
 	CPUS    []float64          `json:"cpu_s"`
 	Loss    []float64          `json:"loss"`
+	MaxRSS  int64              `json:"max_rss_kib"` // getrusage's ru_maxrss
 }
 
 // pyArgs are the script's arguments for c under s: every architecture and
@@ -33,7 +34,7 @@ func pyArgs(script string, s Setup, c Case) ([]string, error) {
 	i := strconv.Itoa
 	return []string{script,
 		"--layers", i(m.Layers), "--width", i(m.Width), "--heads", i(m.Heads),
-		"--mlp-ratio", f(m.MLPRatio), "--dropout", f(m.Dropout), "--vocab", i(s.Vocab),
+		"--mlp-ratio", f(m.MLPRatio), "--dropout", f(m.Dropout), "--vocab", i(c.Vocab),
 		"--objective", s.Objective.Name, "--mask-eps", f(s.Process.Eps), "--t-sampling", s.Objective.TSampling,
 		"--seq-len", i(c.L), "--batch", i(c.B), "--steps", i(c.Steps), "--threads", i(s.Threads),
 		"--seed", strconv.FormatUint(t.Seed, 10), "--lr", f(t.LR), "--beta1", f(t.Beta1), "--beta2", f(t.Beta2),
@@ -65,7 +66,7 @@ func pyRun(ctx context.Context, cfg Config, s Setup, c Case, goShapes map[string
 	if err := sameShapes(goShapes, out.Shapes); err != nil {
 		return Result{}, fmt.Errorf("%s builds another network than models.Transformer: %w", cfg.Script, err)
 	}
-	return Result{StepS: out.StepS, CPUS: out.CPUS, Loss: out.Loss, Params: out.Params, Shapes: out.Shapes}, nil
+	return Result{StepS: out.StepS, CPUS: out.CPUS, Loss: out.Loss, Params: out.Params, Shapes: out.Shapes, PeakRSS: out.MaxRSS << 10}, nil
 }
 
 // torchVersion is the version of torch that python imports; the error

@@ -25,6 +25,7 @@ parameter count and names.
 """
 import argparse
 import json
+import resource
 import math
 import struct
 import sys
@@ -272,6 +273,7 @@ def main():
         out["cpu_s"].append(time.process_time() - cpu)
         out["loss"].append(value)
         out["grad_norm"].append(norm)
+    out["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     json.dump(out, sys.stdout)
     print()
 

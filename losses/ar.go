@@ -1,6 +1,7 @@
 package losses
 
 import (
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/torchx"
@@ -32,14 +33,41 @@ func (a *ar) times(u []float64) []float64 { return u }
 // noise is the identity: the AR objective has no noise.
 func (a *ar) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor { return x0.MustShallowClone() }
 
-func (a *ar) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
+func (a *ar) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	size := x0.MustSize()
+	if hn, ok := net.(headNet); ok && a.ceChunk > 0 && train {
+		return a.chunked(hn, x0, weights)
+	}
 	logits := s.T(net.Forward(s.T(ARInput(x0, a.v)), nil, train))
 	if err := checkLogits(logits, size[0], size[1], a.v); err != nil {
 		return terms{}, err
 	}
 	cost := nll(logits, x0)
 	return terms{bound: cost, prior: cost.MustZerosLike(false)}, nil
+}
+
+// chunked is terms with the cross-entropy computed in chunks of rows
+// (chunkedCE), for a vocabulary whose [B·L, V] logits would not fit.
+func (a *ar) chunked(hn headNet, x0, weights *ts.Tensor) (terms, error) {
+	s := torchx.NewScope()
+	defer s.Close()
+	size := x0.MustSize()
+	n := size[0] * size[1]
+	rows := s.T(ts.MustArange(ts.IntScalar(n), gotch.Int64, x0.MustDevice()))
+	h := s.T(hn.HiddenRows(s.T(ARInput(x0, a.v)), rows, true))
+	ones := s.T(ts.MustOnes([]int64{n}, h.DType(), x0.MustDevice()))
+	var scale *ts.Tensor
+	if weights != nil {
+		scale = s.T(s.T(weights.MustTotype(h.DType(), false)).MustFlatten(0, -1, false))
+	}
+	w, b := hn.Projection()
+	sum, cost, err := chunkedCE(h, w, b, s.T(x0.MustFlatten(0, -1, false)), ones, scale, a.ceChunk)
+	if err != nil {
+		return terms{}, err
+	}
+	s.T(cost)
+	bound := cost.MustView(size, false)
+	return terms{bound: bound, prior: bound.MustZerosLike(false), sum: sum}, nil
 }

@@ -150,7 +150,7 @@ func (d *bd3lm) LogX0(net Net, xt *ts.Tensor, sigma []float64) (*ts.Tensor, erro
 	return subs(logits, xt, d.proc.Vocab()), nil
 }
 
-func (d *bd3lm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
+func (d *bd3lm) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	size := xt.MustSize()
@@ -164,16 +164,19 @@ func (d *bd3lm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (term
 	for i, v := range tk {
 		w[i] = d.weight(v)
 	}
-	var cost *ts.Tensor
+	var cost, sum *ts.Tensor
 	if rn, ok := net.(rowNet); ok {
 		in := s.T(ts.MustCat([]*ts.Tensor{xt, x0}, 1))
-		c, err := maskedCost(rn, in, x0, xt, d.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
+		c, cs, err := maskedCost(rn, in, x0, xt, weights, d.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
 			return d.perToken(w, int(B), K, dtype, dev)
-		}, d.proc.Vocab(), train)
+		}, d.proc.Vocab(), d.ceChunk, train)
 		if err != nil {
 			return terms{}, err
 		}
-		cost = s.T(c)
+		cost, sum = s.T(c), cs
+		if sum != nil {
+			s.T(sum)
+		}
 	} else {
 		logits, err := d.logits(net, xt, x0, train)
 		if err != nil {
@@ -185,5 +188,5 @@ func (d *bd3lm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (term
 		cost = s.T(s.T(s.T(nll(logits, x0)).MustMul(masked, false)).MustMul(s.T(d.perToken(w, int(B), K, dtype, dev)), false))
 	}
 	prior := d.proc.PriorKL(x0).MustTotype(cost.DType(), true)
-	return terms{bound: cost.MustAdd(prior, false), prior: prior}, nil
+	return terms{bound: cost.MustAdd(prior, false), prior: prior, sum: plusPrior(sum, prior, weights)}, nil
 }

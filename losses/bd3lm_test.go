@@ -97,7 +97,7 @@ func TestBD3LMSingleTokenBlocksAreNextTokenNLL(t *testing.T) {
 	tk := bd.blockTimes(u, K, false)
 	var bound, prior []float64
 	torchx.NoGrad(func() {
-		tr, err := bd.terms(net, x0, xt, u, false)
+		tr, err := bd.terms(net, x0, xt, nil, u, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,6 +40,12 @@ type Config struct {
 	// simple (Diffusion-LM's ‖e − x̂0‖² + prior mean + rounding loss);
 	// its evaluation is the bound either way.
 	VDMLoss string `mapstructure:"vdm_loss"`
+	// CEChunk > 0 computes the training cross-entropy of mdlm, bd3lm and
+	// ar CEChunk rows at a time, never holding more than [CEChunk, V]
+	// logits (chunkedCE): the same loss and gradients, for a vocabulary
+	// whose logits would not fit (GPT-2's: 6.6 GB fp32 per 32 × 1024
+	// micro-batch). 0 (the default) computes the whole [rows, V] head.
+	CEChunk int `mapstructure:"ce_chunk"`
 }
 
 // DefaultConfig is MDLM in continuous time.
@@ -95,6 +101,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.HybridLambda >= 0) || math.IsInf(c.HybridLambda, 1) {
 		bad("hybrid_lambda", "%v must be a finite number ≥ 0", c.HybridLambda)
+	}
+	switch {
+	case c.CEChunk < 0:
+		bad("ce_chunk", "%d is negative (0: no chunking)", c.CEChunk)
+	case c.CEChunk > 0 && c.Name != "mdlm" && c.Name != "bd3lm" && c.Name != "ar":
+		bad("ce_chunk", "chunked cross-entropy is for mdlm|bd3lm|ar (a softmax over the clean tokens), got %s", c.Name)
 	}
 	oneOf("d3pm_form", c.D3PMForm, d3pmForms)
 	oneOf("t_sampling", c.TSampling, tSamplings)

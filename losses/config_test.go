@@ -35,6 +35,9 @@ func TestValidate(t *testing.T) {
 		{"negative lambda", func(c *Config) { c.HybridLambda = -0.5 }, "objective.hybrid_lambda: -0.5 must be a finite number ≥ 0"},
 		{"bad form", func(c *Config) { c.D3PMForm = "x0" }, `objective.d3pm_form: "x0" is not one of proportional|mixture`},
 		{"bad t sampling", func(c *Config) { c.TSampling = "sobol" }, `objective.t_sampling: "sobol" is not one of uniform|antithetic`},
+		{"chunked cross-entropy", func(c *Config) { c.CEChunk = 4096 }, ""},
+		{"negative chunk", func(c *Config) { c.CEChunk = -1 }, "objective.ce_chunk: -1 is negative (0: no chunking)"},
+		{"chunked sedd", func(c *Config) { c.Name, c.CEChunk = "sedd", 64 }, "objective.ce_chunk: chunked cross-entropy is for mdlm|bd3lm|ar (a softmax over the clean tokens), got sedd"},
 		{"two at once", func(c *Config) { c.Name, c.TSampling = "sedd", "" },
 			"objective.t_sampling: \"\" is not one of uniform|antithetic"},
 	}

@@ -36,7 +36,7 @@ func (d *d3pm) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor {
 	return d.proc.Sample(x0, sigmas(d.proc.Schedule(), t))
 }
 
-func (d *d3pm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
+func (d *d3pm) terms(net Net, x0, xt, _ *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	sched := d.proc.Schedule()

@@ -72,7 +72,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				theta := ts.MustOfSlice(vals).MustView([]int64{rows, 2, int64(spec.VocabOut)}, true).MustSetRequiresGrad(grad, true)
 				defer theta.MustDrop()
 				net := &paramNet{in: spec.VocabIn, theta: theta}
-				tr, err := m.terms(net, x0, xt, tm, true)
+				tr, err := m.terms(net, x0, xt, nil, tm, true)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -156,7 +156,7 @@ func TestEndsOfTime(t *testing.T) {
 		for _, u := range []float64{0, 1e-12, 1e-6, 0.5, 1 - 1e-9, 1} {
 			tm := m.times([]float64{u, u, u, u})
 			xt := m.noise(x0, tm, false)
-			tr, err := m.terms(net, x0, xt, tm, true)
+			tr, err := m.terms(net, x0, xt, nil, tm, true)
 			if err != nil {
 				t.Fatal(err)
 			}

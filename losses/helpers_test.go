@@ -83,7 +83,7 @@ func bounds(t *testing.T, m method, net Net, ex *toydist.Exact, x0s [][]int64, n
 		x0t := ts.MustOfSlice(flat0).MustView(shape, true)
 		xtt := ts.MustOfSlice(flatT).MustView(shape, true)
 		torchx.NoGrad(func() {
-			tr, err := m.terms(net, x0t, xtt, times, false)
+			tr, err := m.terms(net, x0t, xtt, nil, times, false)
 			if err != nil {
 				t.Fatal(err)
 			}

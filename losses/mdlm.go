@@ -64,7 +64,7 @@ func (m *mdlm) weight(t float64) float64 {
 	return float64(m.steps) * math.Exp(-prev) * -math.Expm1(-(cur - prev)) / -math.Expm1(-cur)
 }
 
-func (m *mdlm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
+func (m *mdlm) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	w := make([]float64, len(t))
@@ -72,15 +72,18 @@ func (m *mdlm) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms
 		w[b] = m.weight(tb)
 	}
 	if rn, ok := net.(rowNet); ok {
-		cost, err := maskedCost(rn, xt, x0, xt, m.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
+		cost, sum, err := maskedCost(rn, xt, x0, xt, weights, m.maskID(), func(dtype gotch.DType, dev gotch.Device) *ts.Tensor {
 			return perSeq(w, dtype, dev).MustExpand(xt.MustSize(), false, true)
-		}, m.proc.Vocab(), train)
+		}, m.proc.Vocab(), m.ceChunk, train)
 		if err != nil {
 			return terms{}, err
 		}
 		s.T(cost)
+		if sum != nil {
+			s.T(sum)
+		}
 		prior := m.proc.PriorKL(x0).MustTotype(cost.DType(), true)
-		return terms{bound: cost.MustAdd(prior, false), prior: prior}, nil
+		return terms{bound: cost.MustAdd(prior, false), prior: prior, sum: plusPrior(sum, prior, weights)}, nil
 	}
 	logits, err := m.logits(net, xt, train)
 	if err != nil {
@@ -109,7 +112,12 @@ type rowNet interface {
 // as the full head, for about half its work in training. in is the
 // network's input (x_t, or x_t ⊕ x_0 for BD3-LM); the masked positions
 // are those of xt [B,L], which is in's first L columns.
-func maskedCost(rn rowNet, in, x0, xt *ts.Tensor, maskID int64, weight func(gotch.DType, gotch.Device) *ts.Tensor, V int, train bool) (*ts.Tensor, error) {
+//
+// With chunk > 0, in training, and a network whose head the loss can run
+// (headNet), the cross-entropy is chunked (chunkedCE): the cost then has
+// no gradient and sum, Σ weights·cost over the batch (weights [B,L], the
+// loss weights, nil: ones), carries it. Otherwise sum is nil.
+func maskedCost(rn rowNet, in, x0, xt, weights *ts.Tensor, maskID int64, weight func(gotch.DType, gotch.Device) *ts.Tensor, V, chunk int, train bool) (cost, sum *ts.Tensor, err error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	size := xt.MustSize()
@@ -122,20 +130,51 @@ func maskedCost(rn rowNet, in, x0, xt *ts.Tensor, maskID int64, weight func(gotc
 	m := pos.MustSize()[0]
 	dev := xt.MustDevice()
 	if m == 0 {
-		return ts.MustZeros([]int64{B, L}, gotch.Float, dev), nil
+		return ts.MustZeros([]int64{B, L}, gotch.Float, dev), nil, nil
 	}
-	logits := s.T(rn.ForwardRows(in, rows, train))
-	if got := logits.MustSize(); len(got) != 2 || got[0] != m || got[1] != int64(V) {
-		return nil, fmt.Errorf("network returned row logits of shape %v, want [%d %d]", got, m, V)
-	}
-	dtype := logits.DType()
 	target := s.T(s.T(x0.MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
-	lse := s.T(logits.MustLogsumexp([]int64{-1}, false, false))
-	picked := s.T(s.T(logits.MustGather(-1, s.T(target.MustUnsqueeze(-1, false)), false, false)).MustSqueezeDim(-1, false))
-	wTok := s.T(s.T(s.T(weight(dtype, dev)).MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
-	cost := s.T(s.T(lse.MustSub(picked, false)).MustMul(wTok, false))
-	zeros := s.T(ts.MustZeros([]int64{B * L}, dtype, dev))
-	return s.T(zeros.MustScatter(0, pos, cost, false)).MustView([]int64{B, L}, false), nil
+	atRows := func(x *ts.Tensor) *ts.Tensor {
+		return s.T(s.T(x.MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
+	}
+	var rowCost *ts.Tensor
+	if hn, ok := rn.(headNet); ok && chunk > 0 && train {
+		h := s.T(hn.HiddenRows(in, rows, train))
+		wTok := atRows(s.T(weight(h.DType(), dev)))
+		var scale *ts.Tensor
+		if weights != nil {
+			scale = atRows(s.T(weights.MustTotype(h.DType(), false)))
+		}
+		w, b := hn.Projection()
+		if sum, rowCost, err = chunkedCE(h, w, b, target, wTok, scale, chunk); err != nil {
+			return nil, nil, err
+		}
+		s.T(rowCost)
+	} else {
+		logits := s.T(rn.ForwardRows(in, rows, train))
+		if got := logits.MustSize(); len(got) != 2 || got[0] != m || got[1] != int64(V) {
+			return nil, nil, fmt.Errorf("network returned row logits of shape %v, want [%d %d]", got, m, V)
+		}
+		lse := s.T(logits.MustLogsumexp([]int64{-1}, false, false))
+		picked := s.T(s.T(logits.MustGather(-1, s.T(target.MustUnsqueeze(-1, false)), false, false)).MustSqueezeDim(-1, false))
+		wTok := atRows(s.T(weight(logits.DType(), dev)))
+		rowCost = s.T(s.T(lse.MustSub(picked, false)).MustMul(wTok, false))
+	}
+	zeros := s.T(ts.MustZeros([]int64{B * L}, rowCost.DType(), dev))
+	return s.T(zeros.MustScatter(0, pos, rowCost, false)).MustView([]int64{B, L}, false), sum, nil
+}
+
+// plusPrior is sum + Σ weights·prior (weights nil: ones): the chunked
+// cost's sum with the prior term added, as Loss would have summed the
+// bound. nil stays nil.
+func plusPrior(sum, prior, weights *ts.Tensor) *ts.Tensor {
+	if sum == nil {
+		return nil
+	}
+	s := torchx.NewScope()
+	defer s.Close()
+	w := s.T(weightsLike(weights, prior))
+	p := s.T(s.T(prior.MustMul(w, false)).MustSum(sum.DType(), false))
+	return sum.MustAdd(p, false)
 }
 
 // logZero stands for log 0 in SUBS outputs: finite, so that 0·logZero is 0.

@@ -98,7 +98,7 @@ func New(cfg Config, proc forward.Process, V int) (Objective, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := base{name: cfg.Name, spec: spec, antithetic: cfg.TSampling == "antithetic"}
+	b := base{name: cfg.Name, spec: spec, antithetic: cfg.TSampling == "antithetic", ceChunk: cfg.CEChunk}
 	switch cfg.Name {
 	case "mdlm":
 		m := &mdlm{base: b, proc: proc, steps: cfg.Steps}
@@ -143,8 +143,10 @@ type method interface {
 	// noise draws x_t at those times; train is true in Loss, false in
 	// NELBO (bd3lm clips its training times).
 	noise(x0 *ts.Tensor, t []float64, train bool) *ts.Tensor
-	// terms are the per-token contributions at (x0, x_t, t).
-	terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error)
+	// terms are the per-token contributions at (x0, x_t, t). weights
+	// are the loss weights [B,L] (nil: all ones), which only a method that
+	// sums its own training loss (terms.sum) needs.
+	terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool) (terms, error)
 }
 
 // terms are per-token [B,L] tensors in the logits' dtype.
@@ -153,10 +155,14 @@ type terms struct {
 	prior *ts.Tensor // the prior term (no gradient)
 	ce    *ts.Tensor // hybrid cross-entropy, nil unless d3pm
 	train *ts.Tensor // what Loss minimises instead of bound (+λ·ce); nil: the bound
+	// sum is Σ weights·bound, a scalar carrying the bound's gradient, when
+	// the method computed that gradient itself (chunked cross-entropy:
+	// bound then has none); nil: Loss sums bound.
+	sum *ts.Tensor
 }
 
 func (t terms) drop() {
-	for _, x := range []*ts.Tensor{t.bound, t.prior, t.ce, t.train} {
+	for _, x := range []*ts.Tensor{t.bound, t.prior, t.ce, t.train, t.sum} {
 		if x != nil {
 			x.MustDrop()
 		}
@@ -165,6 +171,7 @@ func (t terms) drop() {
 
 // base holds what all objectives share.
 type base struct {
+	ceChunk    int // rows per chunk of the chunked cross-entropy (objective.ce_chunk); 0: the full logits
 	name       string
 	spec       NetSpec
 	lambda     float64
@@ -183,7 +190,7 @@ func (b *base) Loss(net Net, x0, weights *ts.Tensor) (*ts.Tensor, Stats, error) 
 	defer s.Close()
 	t := b.m.times(b.draw(x0.MustSize()[0]))
 	xt := s.T(b.m.noise(x0, t, true))
-	tr, err := b.m.terms(net, x0, xt, t, true)
+	tr, err := b.m.terms(net, x0, xt, weights, t, true)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s loss: %w", b.name, err)
 	}
@@ -191,7 +198,10 @@ func (b *base) Loss(net Net, x0, weights *ts.Tensor) (*ts.Tensor, Stats, error) 
 	w := s.T(weightsLike(weights, tr.bound))
 	total := s.T(w.MustSum(tr.bound.DType(), false))
 	sum := func(x *ts.Tensor) *ts.Tensor { return s.T(s.T(x.MustMul(w, false)).MustSum(x.DType(), false)) }
-	obj := sum(tr.bound)
+	obj := tr.sum
+	if obj == nil {
+		obj = sum(tr.bound)
+	}
 	if tr.train != nil {
 		obj = sum(tr.train)
 	}
@@ -230,7 +240,7 @@ func (b *base) NELBO(net Net, x0, weights *ts.Tensor, u []float64) ([]float64, e
 		t := b.m.times(u)
 		xt := s.T(b.m.noise(x0, t, false))
 		var tr terms
-		if tr, err = b.m.terms(net, x0, xt, t, false); err != nil {
+		if tr, err = b.m.terms(net, x0, xt, weights, t, false); err != nil {
 			return
 		}
 		defer tr.drop()

@@ -32,7 +32,7 @@ func (e *sedd) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor {
 	return e.proc.Sample(x0, sigmas(e.proc.Schedule(), t))
 }
 
-func (e *sedd) terms(net Net, x0, xt *ts.Tensor, t []float64, train bool) (terms, error) {
+func (e *sedd) terms(net Net, x0, xt, _ *ts.Tensor, t []float64, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	sched := e.proc.Schedule()

@@ -173,7 +173,7 @@ func decoderLogits(z, emb *ts.Tensor, a0, s0 float64) *ts.Tensor {
 	return s.T(dot.MustMulScalar(ts.FloatScalar(a0), false)).MustSub(norms, false).MustDivScalar(ts.FloatScalar(s0), true)
 }
 
-func (d *vdm) terms(net Net, x0, _ *ts.Tensor, t []float64, train bool) (terms, error) {
+func (d *vdm) terms(net Net, x0, _, _ *ts.Tensor, t []float64, train bool) (terms, error) {
 	cn, ok := net.(ContinuousNet)
 	if !ok {
 		return terms{}, fmt.Errorf("objective vdm needs an embed-and-diffuse network (model with Spec.EmbedDim), got %T", net)

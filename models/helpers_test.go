@@ -33,8 +33,14 @@ func testConfig() Config {
 // newTestModel builds a model on the CPU from a seeded torch generator.
 func newTestModel(t testing.TB, cfg Config, spec Spec, seed int64) (*Transformer, *nn.VarStore) {
 	t.Helper()
+	return newTestModelOn(t, cfg, spec, seed, gotch.CPU)
+}
+
+// newTestModelOn is newTestModel on device dev.
+func newTestModelOn(t testing.TB, cfg Config, spec Spec, seed int64, dev gotch.Device) (*Transformer, *nn.VarStore) {
+	t.Helper()
 	torchx.Seed(seed)
-	vs := nn.NewVarStore(gotch.CPU)
+	vs := nn.NewVarStore(dev)
 	m, err := New(vs.Root(), cfg, spec)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dlmlab/difflm/torchx"
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -18,24 +19,40 @@ import (
 // (PyTorch eager, Debian's python3-torch) compute the logits from them and
 // compares: the Go model is the network it claims to be, parameter names
 // included. Needs /usr/bin/python3 with torch: go test -tags peer ./models
+//
+// PEER_DEVICE=cuda runs both sides on the GPU (tools/gpucheck.sh, with
+// PEER_PYTHON naming the interpreter of the CUDA wheel): the same logits to
+// 1e-3, the CUDA kernels' summation orders allowed for.
 func TestMatchesPyTorchPeer(t *testing.T) {
 	torchx.Lock()
+	dev, tol := gotch.CPU, 1e-4
+	if d := os.Getenv("PEER_DEVICE"); d != "" && d != "cpu" {
+		var err error
+		if dev, err = torchx.ParseDevice(d); err != nil {
+			t.Fatalf("PEER_DEVICE: %v", err)
+		}
+		tol = 1e-3
+	}
+	python := "/usr/bin/python3"
+	if p := os.Getenv("PEER_PYTHON"); p != "" {
+		python = p
+	}
 	cfg := Config{Preset: "custom", Layers: 2, Width: 48, Heads: 3, MLPRatio: 2.5, CondDim: 16, MaxLen: 32, Attention: "math"}
 	for _, spec := range []Spec{
 		{VocabIn: 41, VocabOut: 40},
 		{VocabIn: 41, VocabOut: 40, TimeCond: true},
 		{VocabIn: 40, VocabOut: 40, Causal: true},
 	} {
-		m, vs := newTestModel(t, cfg, spec, 13)
+		m, vs := newTestModelOn(t, cfg, spec, 13, dev)
 		for _, v := range vs.TrainableVariables() { // move every parameter off its init, adaLN gates included
 			perturb(v, 0.05)
 		}
 		dir := t.TempDir()
 		rows := randomRows(3, 11, spec.VocabIn, 13)
-		x := tokenTensor(rows)
+		x := tokenTensor(rows).MustTo(dev, true)
 		var sigma *ts.Tensor
 		if spec.TimeCond {
-			sigma = sigmaTensor(0.05, 1.5, 6)
+			sigma = sigmaTensor(0.05, 1.5, 6).MustTo(dev, true)
 			writeBin(t, filepath.Join(dir, "sigma.bin"), []float32{0.05, 1.5, 6})
 		}
 		var flat []int64
@@ -62,7 +79,9 @@ func TestMatchesPyTorchPeer(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), js, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command("/usr/bin/python3", "testdata/peer.py", "check", dir).CombinedOutput(); err != nil {
+		cmd := exec.Command(python, "testdata/peer.py", "check", dir)
+		cmd.Env = append(os.Environ(), "PEER_DEVICE="+torchx.DeviceName(dev))
+		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("peer.py check: %v\n%s", err, out)
 		}
 		raw, err := os.ReadFile(filepath.Join(dir, "logits.bin"))
@@ -81,7 +100,7 @@ func TestMatchesPyTorchPeer(t *testing.T) {
 		for i, v := range want {
 			w64[i] = float64(v)
 		}
-		if d := maxAbsDiff(got, w64, 0, len(got)); d > 1e-4 {
+		if d := maxAbsDiff(got, w64, 0, len(got)); d > tol {
 			t.Errorf("%+v: Go and PyTorch logits differ by up to %g", spec, d)
 		} else {
 			t.Logf("%+v: Go and PyTorch logits agree within %g", spec, d)

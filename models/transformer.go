@@ -180,15 +180,26 @@ func (m *Transformer) stack(h, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.T
 
 // ForwardRows is Forward's logits at the flat positions rows [M] (int64
 // indices into x's B·L) only, [M, VocabOut], for a network without time
-// input (MDLM, BD3-LM). The blocks run on all of x; the output layer —
+// input (MDLM, BD3-LM, AR). The blocks run on all of x; the output layer —
 // norm and vocabulary projection, the network's largest matrix when V is
 // large — only on the rows asked for. SUBS objectives need logits only
 // where x_t is masked (about half the positions in training, fewer and
 // fewer while sampling), so this is the same loss and gradients for less
 // work and a [M, V] logits buffer instead of [B, L, V].
 func (m *Transformer) ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
+	h := m.HiddenRows(x, rows, train)
+	defer h.MustDrop()
+	return m.output.proj.forward(h)
+}
+
+// HiddenRows is the output layer's input to its vocabulary projection at
+// the flat positions rows [M] — the final hidden states after the output
+// norm, [M, Width] — for a network without time input: logits =
+// HiddenRows·Wᵀ + b with (W, b) = Projection(). A loss that never
+// materialises all the logits (chunked cross-entropy) starts here.
+func (m *Transformer) HiddenRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
 	if m.time != nil || m.spec.EmbedDim > 0 {
-		panic("models: ForwardRows is for networks without time input over token ids")
+		panic("models: HiddenRows is for networks without time input over token ids")
 	}
 	s := torchx.NewScope()
 	defer s.Close()
@@ -199,7 +210,13 @@ func (m *Transformer) ForwardRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
 		h = s.T(b.forward(h, ps, nil))
 	}
 	flat := s.T(h.MustFlatten(0, 1, false))
-	return m.output.forward(s.T(flat.MustIndexSelect(0, rows, false)), nil)
+	return m.output.norm.forward(s.T(flat.MustIndexSelect(0, rows, false)))
+}
+
+// Projection is the output layer's vocabulary projection, weight
+// [VocabOut, Width] and bias [VocabOut] (the model's own tensors).
+func (m *Transformer) Projection() (weight, bias *ts.Tensor) {
+	return m.output.proj.w, m.output.proj.b
 }
 
 // pass is what every block of one forward pass shares.

@@ -10,25 +10,27 @@ import (
 // adamW is torch.optim.AdamW (decoupled weight decay, bias-corrected
 // moments) written with in-place tensor ops instead of gotch's optimizer,
 // whose state lives in C++ where a checkpoint cannot reach it. Here the
-// moments are ordinary tensors and the step count an int.
+// moments are ordinary tensors and the step count an int. It updates the
+// flat parameter buffer (flat) in one pass of six ops, as torch's fused
+// AdamW does, instead of six ops per parameter tensor.
 type adamW struct {
 	beta1, beta2, eps, weightDecay float64
-	params                         []*ts.Tensor
-	m, v                           []*ts.Tensor // first and second moments, one per param
+	f                              *flat
+	mBuf, vBuf                     *ts.Tensor   // first and second moments [N]
+	tmp                            *ts.Tensor   // the update's scratch [N], kept: a fresh one costs page faults every step
+	m, v                           []*ts.Tensor // their views, one per parameter (checkpoints)
 	t                              int          // completed steps, for bias correction
 }
 
-func newAdamW(params []*ts.Tensor, beta1, beta2, eps, weightDecay float64) *adamW {
-	o := &adamW{beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, params: params}
-	for _, p := range params {
-		o.m = append(o.m, p.MustZerosLike(false))
-		o.v = append(o.v, p.MustZerosLike(false))
-	}
+func newAdamW(f *flat, beta1, beta2, eps, weightDecay float64) *adamW {
+	o := &adamW{beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, f: f}
+	o.mBuf, o.m = f.like()
+	o.vBuf, o.v = f.like()
+	o.tmp = f.param.MustZerosLike(false)
 	return o
 }
 
-// step applies one update with learning rate lr to every parameter that has
-// a gradient:
+// step applies one update with learning rate lr to every parameter:
 //
 //	p ← p·(1 − lr·wd)
 //	m ← β1·m + (1−β1)·g          v ← β2·v + (1−β2)·g²
@@ -37,24 +39,17 @@ func (o *adamW) step(lr float64) {
 	o.t++
 	bc1 := 1 - math.Pow(o.beta1, float64(o.t))
 	bc2 := 1 - math.Pow(o.beta2, float64(o.t))
-	torchx.NoGrad(func() {
-		for i, p := range o.params {
-			g := p.MustGrad(false)
-			if g.MustDefined() {
-				o.update(p, g, o.m[i], o.v[i], lr, bc1, bc2)
-			}
-			g.MustDrop()
-		}
-	})
+	torchx.NoGrad(func() { o.update(o.f.param, o.f.grad, o.mBuf, o.vBuf, o.tmp, lr, bc1, bc2) })
 }
 
-func (o *adamW) update(p, g, m, v *ts.Tensor, lr, bc1, bc2 float64) {
+// update is step's arithmetic on one set of tensors (any shape, the same
+// for all five); tmp is scratch.
+func (o *adamW) update(p, g, m, v, tmp *ts.Tensor, lr, bc1, bc2 float64) {
 	if o.weightDecay != 0 {
 		torchx.Inplace(p, func() { p.MustMulScalar_(ts.FloatScalar(1 - lr*o.weightDecay)) })
 	}
 	torchx.Inplace(m, func() { m.MustLerp_(g, ts.FloatScalar(1-o.beta1)) })
-	tmp := g.MustMul(g, false) // the step's only new buffer
-	defer tmp.MustDrop()
+	g.MustMulOut(tmp, g, false).MustDrop() // the returned handle aliases tmp
 	torchx.Inplace(v, func() { v.MustLerp_(tmp, ts.FloatScalar(1-o.beta2)) })
 	if lr == 0 {
 		return
@@ -66,17 +61,4 @@ func (o *adamW) update(p, g, m, v *ts.Tensor, lr, bc1, bc2 float64) {
 	torchx.Inplace(tmp, func() { tmp.MustMulScalar_(ts.FloatScalar(k / math.Sqrt(bc2))) })
 	torchx.Inplace(tmp, func() { tmp.MustAddScalar_(ts.FloatScalar(k * o.eps)) })
 	torchx.Inplace(p, func() { p.MustAddcdiv_(m, tmp) })
-}
-
-// zeroGrad zeroes every parameter's gradient (in place, keeping the buffer).
-func zeroGrad(params []*ts.Tensor) {
-	torchx.NoGrad(func() {
-		for _, p := range params {
-			g := p.MustGrad(false)
-			if g.MustDefined() {
-				torchx.Inplace(g, g.MustZero_)
-			}
-			g.MustDrop()
-		}
-	})
 }

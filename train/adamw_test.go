@@ -21,12 +21,16 @@ func TestAdamWMatchesHandComputation(t *testing.T) {
 	vs := nn.NewVarStore(gotch.CPU)
 	a := vs.Root().MustNewVar("a", []int64{1}, nn.NewConstInit(0.5))
 	b := vs.Root().MustNewVar("b", []int64{1}, nn.NewConstInit(-0.3))
-	opt := newAdamW([]*ts.Tensor{a, b}, b1, b2, eps, wd)
+	f, err := newFlat([]*ts.Tensor{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := newAdamW(f, b1, b2, eps, wd)
 
 	p := []float64{0.5, -0.3}
 	m, v := []float64{0, 0}, []float64{0, 0}
 	for step, lr := range lrs {
-		zeroGrad(opt.params)
+		f.zeroGrad()
 		s := torchx.NewScope()
 		am1 := s.T(a.MustSubScalar(ts.FloatScalar(1), false))
 		f := s.T(am1.MustMul(am1, false))
@@ -127,7 +131,11 @@ func TestEMAClosedForm(t *testing.T) {
 	const d = 0.8
 	vs := nn.NewVarStore(gotch.CPU)
 	p := vs.Root().MustNewVar("p", []int64{2}, nn.NewConstInit(1))
-	e := newEMA([]*ts.Tensor{p}, d)
+	f, err := newFlat([]*ts.Tensor{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEMA(f, d)
 	xs := [][]float64{{2, -1}, {0.5, 4}, {-3, 0}, {1, 1}}
 	for _, x := range xs {
 		torchx.NoGrad(func() { p.Copy_(ts.MustOfSlice([]float32{float32(x[0]), float32(x[1])})) })

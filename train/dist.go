@@ -96,29 +96,14 @@ func (t *Trainer) share(b Batch) Batch {
 	return b.Rows(r*n, (r+1)*n)
 }
 
-// reduceGrads averages the gradients over the ranks.
+// reduceGrads averages the gradients over the ranks: one all-reduce of
+// the flat gradient buffer (as DDP's buckets, here a single one).
 func (t *Trainer) reduceGrads() error {
 	if t.coll == nil {
 		return nil
 	}
-	var grads []*ts.Tensor
-	defer func() {
-		for _, g := range grads {
-			g.MustDrop()
-		}
-	}()
-	for _, p := range t.params {
-		g := p.MustGrad(false)
-		if !g.MustDefined() {
-			// A parameter the step did not use (every rank runs the same
-			// code on same-shaped batches, so it is unused on all of them).
-			g.MustDrop()
-			continue
-		}
-		grads = append(grads, g)
-	}
 	var err error
-	torchx.NoGrad(func() { err = t.coll.AllReduce(grads, true) })
+	torchx.NoGrad(func() { err = t.coll.AllReduce([]*ts.Tensor{t.flat.grad}, true) })
 	return err
 }
 

@@ -9,48 +9,39 @@ import (
 // shadow ← decay·shadow + (1−decay)·param after every optimizer step, as
 // MDLM and SEDD do (no warmup of the decay), starting from the weights the
 // run starts with.
+//
+// It works on the flat parameter buffer: one op per update, three per swap.
 type ema struct {
 	decay  float64
-	params []*ts.Tensor
-	shadow []*ts.Tensor
+	f      *flat
+	buf    *ts.Tensor   // the averages [N]
+	shadow []*ts.Tensor // their views, one per parameter (checkpoints)
 }
 
-func newEMA(params []*ts.Tensor, decay float64) *ema {
-	e := &ema{decay: decay, params: params}
-	for _, p := range params {
-		e.shadow = append(e.shadow, p.MustZerosLike(false))
-	}
+func newEMA(f *flat, decay float64) *ema {
+	e := &ema{decay: decay, f: f}
+	e.buf, e.shadow = f.like()
 	e.reset()
 	return e
 }
 
 // reset restarts the averages from the current parameters.
 func (e *ema) reset() {
-	torchx.NoGrad(func() {
-		for i, p := range e.params {
-			e.shadow[i].Copy_(p)
-		}
-	})
+	torchx.NoGrad(func() { e.buf.Copy_(e.f.param) })
 }
 
 func (e *ema) update() {
 	w := ts.FloatScalar(1 - e.decay)
-	torchx.NoGrad(func() {
-		for i, p := range e.params {
-			torchx.Inplace(e.shadow[i], func() { e.shadow[i].MustLerp_(p, w) })
-		}
-	})
+	torchx.NoGrad(func() { torchx.Inplace(e.buf, func() { e.buf.MustLerp_(e.f.param, w) }) })
 }
 
 // swap exchanges the parameters' values with the averages (twice restores).
 func (e *ema) swap() {
 	torchx.NoGrad(func() {
-		for i, p := range e.params {
-			tmp := p.MustZerosLike(false)
-			tmp.Copy_(p)
-			p.Copy_(e.shadow[i])
-			e.shadow[i].Copy_(tmp)
-			tmp.MustDrop()
-		}
+		tmp := e.f.param.MustZerosLike(false)
+		tmp.Copy_(e.f.param)
+		e.f.param.Copy_(e.buf)
+		e.buf.Copy_(tmp)
+		tmp.MustDrop()
 	})
 }

@@ -35,6 +35,7 @@ type Trainer struct {
 	vars      map[string]*ts.Tensor // every variable of the VarStore
 	trainable []string              // names of the trainable ones, sorted
 	params    []*ts.Tensor          // their tensors, in the same order
+	flat      *flat                 // params and their gradients, laid out in one buffer each
 	opt       *adamW
 	ema       *ema // nil when train.ema is 0
 	step      int  // completed optimizer steps
@@ -97,9 +98,12 @@ func New(cfg Config, vs *nn.VarStore, runDir string, meta map[string]string) (*T
 	for _, name := range t.trainable {
 		t.params = append(t.params, vars[name])
 	}
-	t.opt = newAdamW(t.params, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	if t.flat, err = newFlat(t.params); err != nil {
+		return nil, err
+	}
+	t.opt = newAdamW(t.flat, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
 	if cfg.EMA > 0 {
-		t.ema = newEMA(t.params, cfg.EMA)
+		t.ema = newEMA(t.flat, cfg.EMA)
 	}
 	if err := t.resume(); err != nil {
 		return nil, err
@@ -216,7 +220,7 @@ func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (floa
 		return 0, 0, fmt.Errorf("train: step %d: %w", s, err)
 	}
 	b := t.share(global)
-	zeroGrad(t.params)
+	t.flat.zeroGrad()
 	loss := 0.0
 	for lo := 0; lo < b.B; lo += t.cfg.micro() {
 		mb := b.Rows(lo, min(lo+t.cfg.micro(), b.B))

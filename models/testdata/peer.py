@@ -6,7 +6,8 @@ the same libtorch as the Go code (Debian's python3-torch: /usr/bin/python3).
 
   /usr/bin/python3 models/testdata/peer.py bench     # tokens/s, as BenchmarkForwardBackward
   /usr/bin/python3 models/testdata/peer.py check DIR # logits for a model dumped by peer_test.go
-                                                     # (go test -tags peer ./models)
+                                                     # (go test -tags peer ./models); on the
+                                                     # device PEER_DEVICE names (default cpu)
 
 Parameter names match the Go model's, so one state dict serves both.
 """
@@ -184,11 +185,12 @@ def check(d):
     read = lambda name, dtype, shape: torch.from_numpy(np.fromfile(os.path.join(d, name), dtype=dtype).reshape(shape))
     m = Transformer(**{k: man[k] for k in ("layers", "width", "heads", "hidden", "cond_dim", "vocab_in", "vocab_out", "causal", "time_cond", "max_len")}, dropout=0.0)
     m.load_state_dict({n: read(n + ".bin", "<f4", s) for n, s in man["params"].items()}, strict=True)
-    m.eval()
-    x = read("x.bin", "<i8", man["x_shape"])
-    sigma = read("sigma.bin", "<f4", [x.shape[0]]) if man["time_cond"] else None
+    dev = torch.device(os.environ.get("PEER_DEVICE", "cpu"))
+    m.eval().to(dev)
+    x = read("x.bin", "<i8", man["x_shape"]).to(dev)
+    sigma = read("sigma.bin", "<f4", [x.shape[0]]).to(dev) if man["time_cond"] else None
     with torch.no_grad():
-        m(x, sigma).numpy().astype("<f4").tofile(os.path.join(d, "logits.bin"))
+        m(x, sigma).cpu().numpy().astype("<f4").tofile(os.path.join(d, "logits.bin"))
 
 
 if __name__ == "__main__":
