@@ -32,6 +32,10 @@ type BenchConfig struct {
 	Samplers []string // names from Names()
 	BlockLen int      // block size of the block sampler (its window is L)
 	Seed     int64
+	// FullHead are samplers measured a second time with the output layer
+	// on every position (a row "<name>/full-head"), the cost the masked-only
+	// head (models.Transformer.ForwardRows) saves in every step.
+	FullHead []string
 }
 
 // DefaultBenchConfig is the table of the project report: small-cpu with a
@@ -46,6 +50,7 @@ func DefaultBenchConfig() BenchConfig {
 		Samplers: Names(),
 		BlockLen: 32,
 		Seed:     1,
+		FullHead: []string{"ancestral-cached", "confidence"},
 	}
 }
 
@@ -100,16 +105,22 @@ func BenchTable(ctx context.Context, cfg BenchConfig, w io.Writer) ([]BenchRow, 
 	for _, l := range cfg.Lengths {
 		fmt.Fprintf(w, "# L=%d: one forward pass of the bidirectional network on %d×%d tokens takes %.3f s, of the causal one on %d new tokens with a cache of %d %.4f s\n",
 			l, cfg.Batch, l, forwardSeconds(nets["mdlm"].Model, cfg.Batch, l, cfg.Vocab+1), cfg.Batch, l-1, cachedStepSeconds(nets["ar"].Model.(CachedLM), cfg.Batch, l))
-		fmt.Fprintf(w, "%-16s %5s %5s %6s %8s %8s %10s %10s\n", "sampler", "L", "T", "calls", "wall-s", "cpu-s", "tok/s", "tok/cpu-s")
+		fmt.Fprintf(w, "%-27s %5s %5s %6s %8s %8s %10s %10s\n", "sampler", "L", "T", "calls", "wall-s", "cpu-s", "tok/s", "tok/cpu-s")
 		for _, name := range cfg.Samplers {
 			steps := benchSteps(name, l, cfg.Steps)
-			for _, t := range steps {
-				row, err := benchRun(ctx, cfg, name, l, t, proc, nets)
-				if err != nil {
-					return rows, err
+			heads := []bool{false}
+			if slices.Contains(cfg.FullHead, name) {
+				heads = append(heads, true)
+			}
+			for _, full := range heads {
+				for _, t := range steps {
+					row, err := benchRun(ctx, cfg, name, l, t, proc, nets, full)
+					if err != nil {
+						return rows, err
+					}
+					rows = append(rows, row)
+					fmt.Fprintf(w, "%-27s %5d %5d %6d %8.2f %8.2f %10.1f %10.1f\n", row.Sampler, row.L, row.T, row.ModelCalls, row.Seconds, row.CPUSeconds, row.TokensPerSec, row.TokensPerCPU)
 				}
-				rows = append(rows, row)
-				fmt.Fprintf(w, "%-16s %5d %5d %6d %8.2f %8.2f %10.1f %10.1f\n", row.Sampler, row.L, row.T, row.ModelCalls, row.Seconds, row.CPUSeconds, row.TokensPerSec, row.TokensPerCPU)
 			}
 		}
 	}
@@ -134,8 +145,15 @@ func benchSteps(name string, l int, steps []int) []int {
 	return out
 }
 
-// benchRun generates one batch and times it.
-func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc forward.Process, nets map[string]Net) (BenchRow, error) {
+// fullHead hides the model's ForwardRows (and everything else but
+// Forward), so that an objective computes the logits of every position.
+type fullHead struct{ m losses.Net }
+
+func (f fullHead) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor { return f.m.Forward(x, sigma, train) }
+
+// benchRun generates one batch and times it; full runs the MDLM network
+// with the output layer on every position (row "<name>/full-head").
+func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc forward.Process, nets map[string]Net, full bool) (BenchRow, error) {
 	sc := DefaultConfig()
 	sc.BatchSize, sc.BlockLen, sc.Window = cfg.Batch, min(cfg.BlockLen, l), l
 	var p forward.Process = proc
@@ -152,6 +170,10 @@ func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc 
 		net = nets["bd3lm"]
 		sc.BlockLen = net.Objective.Spec().BlockSize
 	}
+	label := name
+	if full {
+		net.Model, label = fullHead{net.Model}, name+"/full-head"
+	}
 	s, err := New(name, sc, p, net)
 	if err != nil {
 		return BenchRow{}, err
@@ -163,7 +185,7 @@ func benchRun(ctx context.Context, cfg BenchConfig, name string, l, t int, proc 
 	}
 	secs, cpuSecs := time.Since(start).Seconds(), cpuSeconds()-cpu
 	tokens := float64(cfg.Batch * l)
-	return BenchRow{Sampler: name, L: l, T: t, ModelCalls: res.ModelCalls, Seconds: secs, CPUSeconds: cpuSecs,
+	return BenchRow{Sampler: label, L: l, T: t, ModelCalls: res.ModelCalls, Seconds: secs, CPUSeconds: cpuSecs,
 		TokensPerSec: tokens / secs, TokensPerCPU: tokens / cpuSecs}, nil
 }
 

@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"fmt"
 	"bytes"
 	"context"
 	"strings"
@@ -44,7 +45,8 @@ func BenchmarkSamplers(b *testing.B) {
 // as SEDD counts them).
 func TestBenchTableSmall(t *testing.T) {
 	torchx.Lock()
-	cfg := BenchConfig{Preset: "tiny", Vocab: tinyV, Batch: 2, Lengths: []int{16}, Steps: []int{4, 0}, Samplers: Names(), BlockLen: 8, Seed: 1}
+	cfg := BenchConfig{Preset: "tiny", Vocab: tinyV, Batch: 2, Lengths: []int{16}, Steps: []int{4, 0}, Samplers: Names(), BlockLen: 8, Seed: 1,
+		FullHead: []string{"ancestral-cached"}}
 	var out bytes.Buffer
 	rows, err := BenchTable(context.Background(), cfg, &out)
 	if err != nil {
@@ -64,6 +66,22 @@ func TestBenchTableSmall(t *testing.T) {
 		if r.ModelCalls > r.T+extra || !(r.TokensPerSec > 0) {
 			t.Errorf("row %+v", r)
 		}
+	}
+	// The full-head rows repeat ancestral-cached's with the same calls:
+	// the same sampler, only the output layer runs on every position.
+	calls := map[string]int{}
+	for _, r := range rows {
+		if r.Sampler == "ancestral-cached" {
+			calls[fmt.Sprint(r.T)] = r.ModelCalls
+		}
+	}
+	for _, r := range rows {
+		if r.Sampler == "ancestral-cached/full-head" && r.ModelCalls != calls[fmt.Sprint(r.T)] {
+			t.Errorf("full head at T=%d: %d calls, the masked head %d", r.T, r.ModelCalls, calls[fmt.Sprint(r.T)])
+		}
+	}
+	if seen["ancestral-cached/full-head"] != 2 {
+		t.Errorf("%d full-head rows, want 2 (T = 4 and 16)", seen["ancestral-cached/full-head"])
 	}
 	for _, name := range Names() {
 		want := 2 // T = 4 and T = L = 16
