@@ -184,33 +184,8 @@ func TestMaskedHeadSameLossAndGradients(t *testing.T) {
 			t.Fatal(err)
 		}
 		params := vs.TrainableVariables() // one order for both runs
-		// Gradients accumulate: the second run's are its total minus the first's.
-		run := func(net Net) (float64, [][]float64) {
-			torchx.Seed(23)
-			loss, _, err := obj.Loss(net, x0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			loss.MustBackward()
-			var grads [][]float64
-			for _, p := range params {
-				g := p.MustGrad(false)
-				grads = append(grads, g.Float64Values())
-				g.MustDrop()
-			}
-			l := scalar(loss)
-			loss.MustDrop()
-			return l, grads
-		}
-		lr, gr := run(m)
-		lf, gsum := run(fullHead{m})
-		gf := make([][]float64, len(gsum))
-		for i := range gsum {
-			gf[i] = make([]float64, len(gsum[i]))
-			for j := range gsum[i] {
-				gf[i][j] = gsum[i][j] - gr[i][j]
-			}
-		}
+		lr, _, gr := lossAndGrads(t, obj, m, x0, nil, params)
+		lf, _, gf := lossAndGrads(t, obj, fullHead{m}, x0, nil, params)
 		if math.Abs(lr-lf) > 1e-6 {
 			t.Errorf("%s: loss %.9g with the masked head, %.9g with the full one", c.name, lr, lf)
 		}

@@ -116,32 +116,8 @@ func TestChunkedCESameLossAndGradients(t *testing.T) {
 				t.Fatal(err)
 			}
 			params := vs.TrainableVariables()
-			run := func(obj Objective) (float64, Stats, [][]float64) {
-				for _, p := range params {
-					g := p.MustGrad(false)
-					if g.MustDefined() {
-						torchx.NoGrad(func() { torchx.Inplace(g, g.MustZero_) })
-					}
-					g.MustDrop()
-				}
-				torchx.Seed(23)
-				loss, st, err := obj.Loss(m, x0, pad)
-				if err != nil {
-					t.Fatal(err)
-				}
-				loss.MustBackward()
-				var grads [][]float64
-				for _, p := range params {
-					g := p.MustGrad(false)
-					grads = append(grads, g.Float64Values())
-					g.MustDrop()
-				}
-				l := scalar(loss)
-				loss.MustDrop()
-				return l, st, grads
-			}
-			lf, sf, gf := run(full)
-			lc, sc, gc := run(chunked)
+			lf, sf, gf := lossAndGrads(t, full, m, x0, pad, params)
+			lc, sc, gc := lossAndGrads(t, chunked, m, x0, pad, params)
 			if math.Abs(lf-lc) > 1e-6 || math.Abs(sf.NELBO-sc.NELBO) > 1e-6 || sf.Tokens != sc.Tokens {
 				t.Errorf("loss %.9g, NELBO %.9g over %v tokens chunked; %.9g, %.9g over %v with the full head", lc, sc.NELBO, sc.Tokens, lf, sf.NELBO, sf.Tokens)
 			}
@@ -157,6 +133,35 @@ func TestChunkedCESameLossAndGradients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lossAndGrads is obj's training loss on x0 (loss weights pad, nil: ones)
+// with torch's generator at seed 23, its stats, and the gradients of
+// params it leaves (zeroed first).
+func lossAndGrads(t *testing.T, obj Objective, net Net, x0, pad *ts.Tensor, params []*ts.Tensor) (float64, Stats, [][]float64) {
+	t.Helper()
+	for _, p := range params {
+		g := p.MustGrad(false)
+		if g.MustDefined() {
+			torchx.NoGrad(func() { torchx.Inplace(g, g.MustZero_) })
+		}
+		g.MustDrop()
+	}
+	torchx.Seed(23)
+	loss, st, err := obj.Loss(net, x0, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss.MustBackward()
+	var grads [][]float64
+	for _, p := range params {
+		g := p.MustGrad(false)
+		grads = append(grads, g.Float64Values())
+		g.MustDrop()
+	}
+	l := scalar(loss)
+	loss.MustDrop()
+	return l, st, grads
 }
 
 func maxAbsDiff(a, b []float64) float64 {
