@@ -80,7 +80,8 @@ func rankPid(t *testing.T, launcher, r int) int {
 }
 
 // TestDataParallelEndToEnd: `-nproc 2` (two ranks, Gloo over loopback,
-// two rows of the batch of four each) logs the losses one process logs; SIGKILL of rank 1 mid-run makes the launcher fail naming it within
+// two rows of the batch of four each) logs the losses one process logs; started
+// again, the finished job stops at once on every rank; SIGKILL of rank 1 mid-run makes the launcher fail naming it within
 // dist.timeout; the job started again resumes from rank 0's checkpoint
 // and continues with the uninterrupted run's losses.
 func TestDataParallelEndToEnd(t *testing.T) {
@@ -108,6 +109,15 @@ func TestDataParallelEndToEnd(t *testing.T) {
 	// at step 52, 3e-3 at step 71). Hence 1e-5 over 30 steps.
 	two := trainLosses(t, db, "two")
 	compare("two ranks against one process", two, want, 30, 1e-5)
+
+	// A finished run started again has nothing to do: rank 0 says so and
+	// every rank stops at once, none waits in its first collective until
+	// dist.timeout.
+	start := time.Now()
+	again := runCmd(t, bin, "-cfg", cfg, "-set", "name=two", "-nproc", "2")
+	if el := time.Since(start); el > time.Minute || !strings.Contains(again, "nothing to do") {
+		t.Errorf("the finished run started again took %v (want seconds) and said:\n%s", el, tail(again, 2000))
+	}
 
 	cmd := exec.Command(bin, "-cfg", cfg, "-set", "name=cut", "-mode", "train", "-nproc", "2")
 	var out bytes.Buffer

@@ -13,6 +13,7 @@ import (
 	"github.com/dlmlab/difflm/torchx"
 	"github.com/dlmlab/difflm/train"
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 // job is this process's place in a data-parallel job; nil (one process)
@@ -21,6 +22,33 @@ type job struct {
 	group     *dist.Group
 	opts      dist.Options
 	splitEval bool // eval.seeding per-batch: the bounds are split over the ranks
+	decided   bool         // decide has been called
+	dev       gotch.Device // where this rank's collectives put their tensors: the GPU under NCCL, else the CPU
+}
+
+// decide is rank 0's word to the other ranks, once per job and before any
+// other collective: go on (true) or stop (false: the run is finished and
+// there is nothing to do, or rank 0 failed before it could start). Without
+// it a rank whose rank 0 returned early would wait in its first collective
+// until dist.timeout. Rank 0 sends goOn and returns it; the others return
+// rank 0's word. A second call, and one process, return goOn.
+func (j *job) decide(goOn bool) (bool, error) {
+	if j == nil || j.decided {
+		return goOn, nil
+	}
+	j.decided = true
+	v := int64(0)
+	if goOn {
+		v = 1
+	}
+	x := ts.MustOfSlice([]int64{v}).MustTo(j.dev, true)
+	defer x.MustDrop()
+	if err := j.group.Broadcast([]*ts.Tensor{x}, 0); err != nil {
+		return false, fmt.Errorf("rank %d: rank 0's word to start: %w", j.rank(), err)
+	}
+	host := x.MustTo(gotch.CPU, false) // gotch copies values out of host memory only
+	defer host.MustDrop()
+	return host.Int64Values()[0] == 1, nil
 }
 
 func (j *job) rank() int {
@@ -63,11 +91,15 @@ func joinJob(cfg *Config) (*job, error) {
 	case cfg.Device != "cpu" && cfg.Device != "auto":
 		return nil, fmt.Errorf("device: %s names one GPU, but this is rank %d of a %d-rank job: use device: cuda (each rank takes cuda:LOCAL_RANK)", cfg.Device, o.Rank, o.World)
 	}
-	if _, err := torchx.ParseDevice(cfg.Device); err != nil {
+	dev, err := torchx.ParseDevice(cfg.Device)
+	if err != nil {
 		return nil, fmt.Errorf("rank %d (LOCAL_RANK %d): device: %w", o.Rank, o.LocalRank, err)
 	}
 	if err := cfg.Dist.Apply(&o, cuda); err != nil {
 		return nil, err
+	}
+	if o.Backend != "nccl" {
+		dev = gotch.CPU
 	}
 	cfg.Train.Threads = cfg.threadCount(localWorld())
 	cfg.Train.Device = cfg.Device
@@ -86,7 +118,7 @@ func joinJob(cfg *Config) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &job{group: g, opts: o, splitEval: split}, nil
+	return &job{group: g, opts: o, splitEval: split, dev: dev}, nil
 }
 
 // localWorld is the number of ranks on this host: torchrun's

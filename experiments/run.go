@@ -52,6 +52,15 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return err
 	}
 	defer j.close()
+	if j.rank() == 0 {
+		// Whatever makes rank 0 return before the run starts (bad input,
+		// a finished run), the other ranks hear it and stop too.
+		defer func() {
+			if _, derr := j.decide(false); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	}
 	if j.rank() == 0 { // rank 0 owns the run for the whole job
 		lock, err := lockRun(dir, cfg.Name)
 		if err != nil {
@@ -78,6 +87,13 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return err
 	}
 	if j.rank() != 0 {
+		goOn, err := j.decide(false)
+		if err != nil || !goOn {
+			if err == nil {
+				slog.Info("rank 0 did not start the run; this rank stops", "rank", j.rank(), "name", cfg.Name)
+			}
+			return err
+		}
 		return followRank(ctx, cfg, m, corpus, j, stages)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(loaded.YAML), 0o644); err != nil {
@@ -122,6 +138,9 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return fmt.Errorf("run %s: %w", cfg.Name, err)
 	}
 	slog.Info("run", "name", cfg.Name, "id", runID, "resumed", resumed, "dir", dir, "db", dbPath(cfg))
+	if _, err := j.decide(true); err != nil {
+		return err
+	}
 	defer func() {
 		if finished {
 			return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dlmlab/difflm/torchx"
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -48,12 +49,13 @@ func (t *Trainer) Distribute(c Collective) error {
 	}
 	// Every rank resumed from the run folder on its own; they must agree
 	// on where they are before rank 0's weights make them agree on the rest.
-	step := ts.MustOfSlice([]int64{int64(t.step)})
+	// On the parameters' device: NCCL reduces only GPU tensors.
+	step := ts.MustOfSlice([]int64{int64(t.step)}).MustTo(t.flat.param.MustDevice(), true)
 	defer step.MustDrop()
 	if err := c.Broadcast([]*ts.Tensor{step}, 0); err != nil {
 		return fmt.Errorf("train: rank %d: agree on the step: %w", c.Rank(), err)
 	}
-	if s0 := int(step.Int64Values()[0]); s0 != t.step {
+	if s0 := int(hostInt64(step)); s0 != t.step {
 		return fmt.Errorf("train: rank %d resumed at step %d, rank 0 at step %d: every rank must see the run folder %s as rank 0 writes it (one host, or a shared file system)",
 			c.Rank(), t.step, s0, t.runDir)
 	}
@@ -112,10 +114,19 @@ func (t *Trainer) meanOverRanks(v float64) (float64, error) {
 	if t.coll == nil {
 		return v, nil
 	}
-	x := ts.MustOfSlice([]float64{v})
+	x := ts.MustOfSlice([]float64{v}).MustTo(t.flat.param.MustDevice(), true) // NCCL: on the GPU
 	defer x.MustDrop()
 	if err := t.coll.AllReduce([]*ts.Tensor{x}, true); err != nil {
 		return 0, err
 	}
-	return x.Float64Value([]int64{0})
+	host := x.MustTo(gotch.CPU, false) // gotch copies values out of host memory only
+	defer host.MustDrop()
+	return host.Float64Values()[0], nil
+}
+
+// hostInt64 is the first value of x, wherever x lives.
+func hostInt64(x *ts.Tensor) int64 {
+	host := x.MustTo(gotch.CPU, false)
+	defer host.MustDrop()
+	return host.Int64Values()[0]
 }
