@@ -21,7 +21,7 @@ import (
 type job struct {
 	group     *dist.Group
 	opts      dist.Options
-	splitEval bool // eval.seeding per-batch: the bounds are split over the ranks
+	splitEval bool         // eval.seeding per-batch: the bounds are split over the ranks
 	decided   bool         // decide has been called
 	dev       gotch.Device // where this rank's collectives put their tensors: the GPU under NCCL, else the CPU
 }
