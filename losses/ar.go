@@ -37,8 +37,8 @@ func (a *ar) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool)
 	s := torchx.NewScope()
 	defer s.Close()
 	size := x0.MustSize()
-	if hn, ok := net.(headNet); ok && a.ceChunk > 0 && train {
-		return a.chunked(hn, x0, weights)
+	if hn, ok := net.(headNet); ok && a.ceChunk > 0 {
+		return a.chunked(hn, x0, weights, train)
 	}
 	logits := s.T(net.Forward(s.T(ARInput(x0, a.v)), nil, train))
 	if err := checkLogits(logits, size[0], size[1], a.v); err != nil {
@@ -49,21 +49,31 @@ func (a *ar) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool)
 }
 
 // chunked is terms with the cross-entropy computed in chunks of rows
-// (chunkedCE), for a vocabulary whose [B·L, V] logits would not fit.
-func (a *ar) chunked(hn headNet, x0, weights *ts.Tensor) (terms, error) {
+// (chunkedCE in training, chunkedCost in evaluation), for a vocabulary
+// whose [B·L, V] logits would not fit.
+func (a *ar) chunked(hn headNet, x0, weights *ts.Tensor, train bool) (terms, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	size := x0.MustSize()
 	n := size[0] * size[1]
 	rows := s.T(ts.MustArange(ts.IntScalar(n), gotch.Int64, x0.MustDevice()))
-	h := s.T(hn.HiddenRows(s.T(ARInput(x0, a.v)), rows, true))
+	h := s.T(hn.HiddenRows(s.T(ARInput(x0, a.v)), rows, train))
 	ones := s.T(ts.MustOnes([]int64{n}, h.DType(), x0.MustDevice()))
+	target := s.T(x0.MustFlatten(0, -1, false))
+	w, b := hn.Projection()
+	if !train {
+		cost, err := chunkedCost(h, w, b, target, ones, a.ceChunk)
+		if err != nil {
+			return terms{}, err
+		}
+		bound := cost.MustView(size, true)
+		return terms{bound: bound, prior: bound.MustZerosLike(false)}, nil
+	}
 	var scale *ts.Tensor
 	if weights != nil {
 		scale = s.T(s.T(weights.MustTotype(h.DType(), false)).MustFlatten(0, -1, false))
 	}
-	w, b := hn.Projection()
-	sum, cost, err := chunkedCE(h, w, b, s.T(x0.MustFlatten(0, -1, false)), ones, scale, a.ceChunk)
+	sum, cost, err := chunkedCE(h, w, b, target, ones, scale, a.ceChunk)
 	if err != nil {
 		return terms{}, err
 	}

@@ -98,7 +98,7 @@ func chunkedCE(h, w, b, target, weight, scale *ts.Tensor, chunk int) (loss, cost
 }
 
 // ceChunk does rows lo…lo+n−1 of chunkedCE: their costs into cost, their
-// gradients into gh (rows) and gw, gb (accumulated).
+// gradients into gh (rows) and gw, gb (accumulated); gh nil: costs only.
 func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n int64, hasBias bool, ct gotch.DType) {
 	s := torchx.NewScope()
 	defer s.Close()
@@ -115,6 +115,9 @@ func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n i
 	c := s.T(s.T(s.T(lse.MustSub(picked, false)).MustSqueezeDim(-1, false)).MustMul(s.T(wc.MustTotype(ct, false)), false))
 	dst := s.T(cost.MustNarrow(0, lo, n, false))
 	dst.Copy_(c)
+	if gh == nil {
+		return
+	}
 	// ∂/∂z = coef·(softmax(z) − onehot(target)), in the hidden states' dtype.
 	p := s.T(s.T(z.MustSub(lse, false)).MustExp(false))
 	minus := s.T(ts.MustFull([]int64{n, 1}, ts.FloatScalar(-1), ct, z.MustDevice()))
@@ -127,6 +130,28 @@ func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n i
 	if hasBias {
 		torchx.Inplace(gb, func() { gb.MustAdd_(s.T(dz.MustSumDimIntlist([]int64{0}, false, h.DType(), false))) })
 	}
+}
+
+// chunkedCost is chunkedCE's cost alone, without gradients (evaluation):
+// cost_i = weight_i·(logsumexp(z_i) − z_i[target_i]) with no more than
+// [chunk, V] logits at once.
+func chunkedCost(h, w, b, target, weight *ts.Tensor, chunk int) (cost *ts.Tensor, err error) {
+	size := h.MustSize()
+	if len(size) != 2 || chunk < 1 {
+		return nil, fmt.Errorf("chunked cross-entropy: hidden states %v, chunk %d: want [M, d] and chunk ≥ 1", size, chunk)
+	}
+	ct := gotch.Float
+	if h.DType() == gotch.Double {
+		ct = gotch.Double
+	}
+	hasBias := b != nil && b.MustDefined()
+	torchx.NoGrad(func() {
+		cost = ts.MustZeros([]int64{size[0]}, ct, h.MustDevice())
+		for lo := int64(0); lo < size[0]; lo += int64(chunk) {
+			ceChunk(h, w, b, target, weight, nil, nil, nil, nil, cost, lo, min(int64(chunk), size[0]-lo), hasBias, ct)
+		}
+	})
+	return cost, nil
 }
 
 // weightedSum is Σ_i scale_i·cost_i (scale nil: all ones; cost already

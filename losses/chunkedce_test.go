@@ -81,7 +81,8 @@ func TestChunkedCEEqualsFullCE(t *testing.T) {
 
 // TestChunkedCESameLossAndGradients: objective.ce_chunk gives MDLM's,
 // BD3-LM's and AR's training loss and every parameter's gradient of the
-// unchunked head on a real transformer, with padding weights, to 1e-6.
+// unchunked head on a real transformer, with padding weights, to 1e-6, and
+// the same evaluation bound per sequence.
 func TestChunkedCESameLossAndGradients(t *testing.T) {
 	torchx.Lock()
 	const V, L = 9, 8
@@ -130,6 +131,18 @@ func TestChunkedCESameLossAndGradients(t *testing.T) {
 			}
 			if worst > 1e-6 || total == 0 {
 				t.Errorf("gradients differ by up to %g (Σ|g| = %g)", worst, total)
+			}
+			// Evaluation: the same bound per sequence.
+			u := []float64{0.2, 0.55, 0.9}
+			var bounds [2][]float64
+			for i, obj := range []Objective{full, chunked} {
+				torchx.Seed(31)
+				if bounds[i], err = obj.NELBO(m, x0, pad, u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := maxAbsDiff(bounds[0], bounds[1]); d > 1e-4 || bounds[0][0] == 0 {
+				t.Errorf("NELBO per sequence %v with the full head, %v chunked", bounds[0], bounds[1])
 			}
 		})
 	}

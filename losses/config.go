@@ -40,11 +40,12 @@ type Config struct {
 	// simple (Diffusion-LM's ‖e − x̂0‖² + prior mean + rounding loss);
 	// its evaluation is the bound either way.
 	VDMLoss string `mapstructure:"vdm_loss"`
-	// CEChunk > 0 computes the training cross-entropy of mdlm, bd3lm and
-	// ar CEChunk rows at a time, never holding more than [CEChunk, V]
-	// logits (chunkedCE): the same loss and gradients, for a vocabulary
-	// whose logits would not fit (GPT-2's: 6.6 GB fp32 per 32 × 1024
-	// micro-batch). 0 (the default) computes the whole [rows, V] head.
+	// CEChunk > 0 computes the cross-entropy of mdlm, bd3lm and ar
+	// CEChunk rows at a time, in training and evaluation, never holding
+	// more than [CEChunk, V] logits (chunkedCE): the same loss, gradients
+	// and bounds, for a vocabulary whose logits would not fit (GPT-2's:
+	// 6.6 GB fp32 per 32 × 1024 micro-batch). 0 (the default) computes
+	// the whole [rows, V] head.
 	CEChunk int `mapstructure:"ce_chunk"`
 }
 

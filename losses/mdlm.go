@@ -113,10 +113,11 @@ type rowNet interface {
 // network's input (x_t, or x_t ⊕ x_0 for BD3-LM); the masked positions
 // are those of xt [B,L], which is in's first L columns.
 //
-// With chunk > 0, in training, and a network whose head the loss can run
-// (headNet), the cross-entropy is chunked (chunkedCE): the cost then has
-// no gradient and sum, Σ weights·cost over the batch (weights [B,L], the
-// loss weights, nil: ones), carries it. Otherwise sum is nil.
+// With chunk > 0 and a network whose head the loss can run (headNet), the
+// cross-entropy is chunked: in training (chunkedCE) the cost then has no
+// gradient and sum, Σ weights·cost over the batch (weights [B,L], the loss
+// weights, nil: ones), carries it; in evaluation (chunkedCost) only the
+// costs are computed. Otherwise sum is nil.
 func maskedCost(rn rowNet, in, x0, xt, weights *ts.Tensor, maskID int64, weight func(gotch.DType, gotch.Device) *ts.Tensor, V, chunk int, train bool) (cost, sum *ts.Tensor, err error) {
 	s := torchx.NewScope()
 	defer s.Close()
@@ -137,15 +138,20 @@ func maskedCost(rn rowNet, in, x0, xt, weights *ts.Tensor, maskID int64, weight 
 		return s.T(s.T(x.MustFlatten(0, -1, false)).MustIndexSelect(0, pos, false))
 	}
 	var rowCost *ts.Tensor
-	if hn, ok := rn.(headNet); ok && chunk > 0 && train {
+	if hn, ok := rn.(headNet); ok && chunk > 0 {
 		h := s.T(hn.HiddenRows(in, rows, train))
 		wTok := atRows(s.T(weight(h.DType(), dev)))
-		var scale *ts.Tensor
-		if weights != nil {
-			scale = atRows(s.T(weights.MustTotype(h.DType(), false)))
-		}
 		w, b := hn.Projection()
-		if sum, rowCost, err = chunkedCE(h, w, b, target, wTok, scale, chunk); err != nil {
+		if train {
+			var scale *ts.Tensor
+			if weights != nil {
+				scale = atRows(s.T(weights.MustTotype(h.DType(), false)))
+			}
+			sum, rowCost, err = chunkedCE(h, w, b, target, wTok, scale, chunk)
+		} else {
+			rowCost, err = chunkedCost(h, w, b, target, wTok, chunk)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 		s.T(rowCost)
