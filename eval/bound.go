@@ -179,17 +179,25 @@ type boundMode struct {
 	steps      int  // T of a discrete-time bound, 0 in continuous time
 }
 
-// batch returns the K estimates of every sequence of b: [K][rows] nats.
-func (md boundMode) batch(m Model, b data.Batch, rng *rand.Rand) ([][]float64, error) {
+// upload is b's real rows as tokens x0 and loss weights w [rows, L] on dev.
+func upload(b data.Batch, dev gotch.Device) (x0, w *ts.Tensor, err error) {
 	if b.Rows < 1 || len(b.Tokens) != b.B*b.L || len(b.Mask) != b.B*b.L {
-		return nil, fmt.Errorf("malformed batch: %d rows of %dx%d, %d tokens, %d mask entries", b.Rows, b.B, b.L, len(b.Tokens), len(b.Mask))
+		return nil, nil, fmt.Errorf("malformed batch: %d rows of %dx%d, %d tokens, %d mask entries", b.Rows, b.B, b.L, len(b.Tokens), len(b.Mask))
 	}
 	n := b.Rows * b.L
 	shape := []int64{int64(b.Rows), int64(b.L)}
-	dev := m.device()
-	x0 := ts.MustOfSlice(b.Tokens[:n]).MustView(shape, true).MustTo(dev, true)
+	x0 = ts.MustOfSlice(b.Tokens[:n]).MustView(shape, true).MustTo(dev, true)
+	w = ts.MustOfSlice(b.Mask[:n]).MustView(shape, true).MustTo(dev, true)
+	return x0, w, nil
+}
+
+// batch returns the K estimates of every sequence of b: [K][rows] nats.
+func (md boundMode) batch(m Model, b data.Batch, rng *rand.Rand) ([][]float64, error) {
+	x0, w, err := upload(b, m.device())
+	if err != nil {
+		return nil, err
+	}
 	defer x0.MustDrop()
-	w := ts.MustOfSlice(b.Mask[:n]).MustView(shape, true).MustTo(dev, true)
 	defer w.MustDrop()
 	nelbo := func(u []float64) ([]float64, error) { return m.Objective.NELBO(m.Net, x0, w, u) }
 	var prior []float64
@@ -426,9 +434,10 @@ func BoundTerms(ctx context.Context, m Model, cfg Config, batches Batches) (map[
 		if err != nil {
 			return nil, err
 		}
-		shape := []int64{int64(b.Rows), int64(b.L)}
-		x0 := ts.MustOfSlice(b.Tokens[:b.Rows*b.L]).MustView(shape, true).MustTo(m.device(), true)
-		w := ts.MustOfSlice(b.Mask[:b.Rows*b.L]).MustView(shape, true).MustTo(m.device(), true)
+		x0, w, err := upload(b, m.device())
+		if err != nil {
+			return nil, err
+		}
 		part, tok, err := tm.TermTotals(m.Net, x0, w, stratified(rng, b.Rows))
 		x0.MustDrop()
 		w.MustDrop()
