@@ -52,7 +52,7 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 		return err
 	}
 	defer j.close()
-	if j.rank() == 0 {
+	if j.rank() == 0 { // rank 0 owns the run for the whole job
 		// Whatever makes rank 0 return before the run starts (bad input,
 		// a finished run), the other ranks hear it and stop too.
 		defer func() {
@@ -60,8 +60,6 @@ func experiment(ctx context.Context, cfg *Config, loaded config.Loaded, o option
 				err = derr
 			}
 		}()
-	}
-	if j.rank() == 0 { // rank 0 owns the run for the whole job
 		lock, err := lockRun(dir, cfg.Name)
 		if err != nil {
 			return err

@@ -34,12 +34,12 @@ func (a *ar) times(u []float64) []float64 { return u }
 func (a *ar) noise(x0 *ts.Tensor, t []float64, _ bool) *ts.Tensor { return x0.MustShallowClone() }
 
 func (a *ar) terms(net Net, x0, xt, weights *ts.Tensor, t []float64, train bool) (terms, error) {
-	s := torchx.NewScope()
-	defer s.Close()
-	size := x0.MustSize()
 	if hn, ok := net.(headNet); ok && a.ceChunk > 0 {
 		return a.chunked(hn, x0, weights, train)
 	}
+	s := torchx.NewScope()
+	defer s.Close()
+	size := x0.MustSize()
 	logits := s.T(net.Forward(s.T(ARInput(x0, a.v)), nil, train))
 	if err := checkLogits(logits, size[0], size[1], a.v); err != nil {
 		return terms{}, err

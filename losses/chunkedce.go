@@ -41,70 +41,95 @@ type headNet interface {
 // token count). scale nil is all ones. h's gradient flows on into the
 // network; W and b are the projection's own tensors.
 func chunkedCE(h, w, b, target, weight, scale *ts.Tensor, chunk int) (loss, cost *ts.Tensor, err error) {
-	size := h.MustSize()
-	if len(size) != 2 || chunk < 1 {
-		return nil, nil, fmt.Errorf("chunked cross-entropy: hidden states %v, chunk %d: want [M, d] and chunk ≥ 1", size, chunk)
-	}
-	M := size[0]
-	dtype, dev := h.DType(), h.MustDevice()
-	ct := gotch.Float // the softmax's dtype: float32 under bf16 autocast too, float64 for a float64 net
-	if dtype == gotch.Double {
-		ct = gotch.Double
-	}
-	hasBias := b != nil && b.MustDefined()
-	var gh, gw, gb *ts.Tensor
+	ct := softmaxDType(h)
+	g := &headGrads{}
+	defer g.drop()
+	var coef *ts.Tensor
 	torchx.NoGrad(func() {
-		gh = ts.MustZeros(size, dtype, dev)
-		gw = w.MustZerosLike(false)
-		if hasBias {
-			gb = b.MustZerosLike(false)
+		g.h, g.w = h.MustZerosLike(false), w.MustZerosLike(false)
+		if hasBias(b) {
+			g.b = b.MustZerosLike(false)
 		}
-		cost = ts.MustZeros([]int64{M}, ct, dev)
-		coef := weight.MustTotype(ct, false)
+		coef = weight.MustTotype(ct, false)
 		if scale != nil {
 			sc := scale.MustTotype(ct, false)
 			coef = coef.MustMul(sc, true)
 			sc.MustDrop()
 		}
-		defer coef.MustDrop()
-		hd := h.MustDetach(false)
-		defer hd.MustDrop()
-		for lo := int64(0); lo < M; lo += int64(chunk) {
-			n := min(int64(chunk), M-lo)
-			ceChunk(hd, w, b, target, weight, coef, gh, gw, gb, cost, lo, n, hasBias, ct)
-		}
 	})
+	defer coef.MustDrop()
+	hd := h.MustDetach(false)
+	defer hd.MustDrop()
+	if cost, err = chunkRows(hd, w, b, target, weight, coef, g, chunk); err != nil {
+		return nil, nil, err
+	}
 	s := torchx.NewScope()
 	defer s.Close()
-	dot := func(x, g *ts.Tensor) *ts.Tensor {
-		return s.T(s.T(x.MustMul(g, false)).MustSum(ct, false))
+	dot := func(x, gx *ts.Tensor) *ts.Tensor {
+		return s.T(s.T(x.MustMul(gx, false)).MustSum(ct, false))
 	}
-	lin := s.T(dot(h, gh).MustAdd(dot(w, gw), false))
-	if hasBias {
-		lin = s.T(lin.MustAdd(dot(b, gb), false))
+	lin := s.T(dot(h, g.h).MustAdd(dot(w, g.w), false))
+	if g.b != nil {
+		lin = s.T(lin.MustAdd(dot(b, g.b), false))
 	}
 	var value *ts.Tensor
 	torchx.NoGrad(func() {
 		c := weightedSum(cost, scale)
 		value = s.T(c.MustSub(lin, true))
 	})
-	loss = lin.MustAdd(value, false)
-	for _, x := range []*ts.Tensor{gh, gw, gb} {
+	return lin.MustAdd(value, false), cost, nil
+}
+
+// headGrads are the head's gradients chunkedCE accumulates: of the hidden
+// states (row by row), of the projection's weight and bias (summed; b nil
+// without a bias).
+type headGrads struct{ h, w, b *ts.Tensor }
+
+func (g *headGrads) drop() {
+	for _, x := range []*ts.Tensor{g.h, g.w, g.b} {
 		if x != nil {
 			x.MustDrop()
 		}
 	}
-	return loss, cost, nil
+}
+
+// softmaxDType is the dtype the chunks compute the softmax in: float32
+// under bf16 autocast too, float64 for a float64 net.
+func softmaxDType(h *ts.Tensor) gotch.DType {
+	if h.DType() == gotch.Double {
+		return gotch.Double
+	}
+	return gotch.Float
+}
+
+func hasBias(b *ts.Tensor) bool { return b != nil && b.MustDefined() }
+
+// chunkRows runs ceChunk over the rows of h [M,d], chunk at a time, without
+// gradient recording, and returns the costs [M]; g nil: costs only.
+func chunkRows(h, w, b, target, weight, coef *ts.Tensor, g *headGrads, chunk int) (cost *ts.Tensor, err error) {
+	size := h.MustSize()
+	if len(size) != 2 || chunk < 1 {
+		return nil, fmt.Errorf("chunked cross-entropy: hidden states %v, chunk %d: want [M, d] and chunk ≥ 1", size, chunk)
+	}
+	M := size[0]
+	torchx.NoGrad(func() {
+		cost = ts.MustZeros([]int64{M}, softmaxDType(h), h.MustDevice())
+		for lo := int64(0); lo < M; lo += int64(chunk) {
+			ceChunk(h, w, b, target, weight, coef, g, cost, lo, min(int64(chunk), M-lo))
+		}
+	})
+	return cost, nil
 }
 
 // ceChunk does rows lo…lo+n−1 of chunkedCE: their costs into cost, their
-// gradients into gh (rows) and gw, gb (accumulated); gh nil: costs only.
-func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n int64, hasBias bool, ct gotch.DType) {
+// gradients into g (rows of g.h; g.w and g.b accumulated); g nil: costs only.
+func ceChunk(h, w, b, target, weight, coef *ts.Tensor, g *headGrads, cost *ts.Tensor, lo, n int64) {
 	s := torchx.NewScope()
 	defer s.Close()
+	ct := softmaxDType(h)
 	hc := s.T(h.MustNarrow(0, lo, n, false))
 	bias := ts.None
-	if hasBias {
+	if hasBias(b) {
 		bias = b
 	}
 	z := s.T(s.T(ts.MustLinear(hc, w, bias)).MustTotype(ct, false))
@@ -115,7 +140,7 @@ func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n i
 	c := s.T(s.T(s.T(lse.MustSub(picked, false)).MustSqueezeDim(-1, false)).MustMul(s.T(wc.MustTotype(ct, false)), false))
 	dst := s.T(cost.MustNarrow(0, lo, n, false))
 	dst.Copy_(c)
-	if gh == nil {
+	if g == nil {
 		return
 	}
 	// ∂/∂z = coef·(softmax(z) − onehot(target)), in the hidden states' dtype.
@@ -124,34 +149,19 @@ func ceChunk(h, w, b, target, weight, coef, gh, gw, gb, cost *ts.Tensor, lo, n i
 	torchx.Inplace(p, func() { p.MustScatterAdd_(-1, tc, minus) })
 	cc := s.T(s.T(coef.MustNarrow(0, lo, n, false)).MustUnsqueeze(-1, false))
 	dz := s.T(s.T(p.MustMul(cc, false)).MustTotype(h.DType(), false))
-	rows := s.T(gh.MustNarrow(0, lo, n, false))
+	rows := s.T(g.h.MustNarrow(0, lo, n, false))
 	rows.Copy_(s.T(dz.MustMm(w, false)))
-	torchx.Inplace(gw, func() { gw.MustAddmm_(s.T(dz.MustT(false)), hc) })
-	if hasBias {
-		torchx.Inplace(gb, func() { gb.MustAdd_(s.T(dz.MustSumDimIntlist([]int64{0}, false, h.DType(), false))) })
+	torchx.Inplace(g.w, func() { g.w.MustAddmm_(s.T(dz.MustT(false)), hc) })
+	if g.b != nil {
+		torchx.Inplace(g.b, func() { g.b.MustAdd_(s.T(dz.MustSumDimIntlist([]int64{0}, false, h.DType(), false))) })
 	}
 }
 
 // chunkedCost is chunkedCE's cost alone, without gradients (evaluation):
 // cost_i = weight_i·(logsumexp(z_i) − z_i[target_i]) with no more than
 // [chunk, V] logits at once.
-func chunkedCost(h, w, b, target, weight *ts.Tensor, chunk int) (cost *ts.Tensor, err error) {
-	size := h.MustSize()
-	if len(size) != 2 || chunk < 1 {
-		return nil, fmt.Errorf("chunked cross-entropy: hidden states %v, chunk %d: want [M, d] and chunk ≥ 1", size, chunk)
-	}
-	ct := gotch.Float
-	if h.DType() == gotch.Double {
-		ct = gotch.Double
-	}
-	hasBias := b != nil && b.MustDefined()
-	torchx.NoGrad(func() {
-		cost = ts.MustZeros([]int64{size[0]}, ct, h.MustDevice())
-		for lo := int64(0); lo < size[0]; lo += int64(chunk) {
-			ceChunk(h, w, b, target, weight, nil, nil, nil, nil, cost, lo, min(int64(chunk), size[0]-lo), hasBias, ct)
-		}
-	})
-	return cost, nil
+func chunkedCost(h, w, b, target, weight *ts.Tensor, chunk int) (*ts.Tensor, error) {
+	return chunkRows(h, w, b, target, weight, nil, nil, chunk)
 }
 
 // weightedSum is Σ_i scale_i·cost_i (scale nil: all ones; cost already
