@@ -4,8 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -57,6 +61,52 @@ c10::intrusive_ptr<c10d::Store> client(Group *g, std::chrono::milliseconds timeo
 }
 
 char *error(const std::string &msg) { return strdup(msg.c_str()); }
+
+// Losing the store. libtorch 1.13's TCPStore client runs a thread for
+// watchKey callbacks that reads its own connection to the store; when that
+// connection is reset (rank 0 died with data in flight, or its host or
+// the network went away) the thread throws std::system_error out of
+// itself, and the C++ runtime aborts the process with a bare "Connection
+// reset by peer". Nothing outside libtorch can catch it, so a terminate
+// handler turns that one case into what the rank would have said after
+// its next collective failed: who it is, which store it lost, that rank 0
+// has stopped; and exit status 1, as for any other error. Every other
+// uncaught exception goes to the handler that was there before.
+std::mutex lostMu;
+std::string lostStoreMsg;  // set by c10d_new_group; read only by onTerminate
+std::terminate_handler previousHandler = nullptr;
+
+[[noreturn]] void onTerminate() {
+  if (auto ex = std::current_exception()) {
+    try {
+      std::rethrow_exception(ex);
+    } catch (const std::system_error &e) {
+      std::string msg;
+      {
+        std::lock_guard<std::mutex> l(lostMu);
+        msg = lostStoreMsg;
+      }
+      if (!msg.empty() && e.code().category() == std::system_category()) {
+        std::fprintf(stderr, "%s (%s): rank 0, which hosts the store, is unreachable: it has stopped\n",
+                     msg.c_str(), e.what());
+        std::fflush(stderr);
+        std::_Exit(1);
+      }
+    } catch (...) {
+    }
+  }
+  if (previousHandler != nullptr) previousHandler();
+  std::abort();
+}
+
+void watchForLostStore(const std::string &msg) {
+  static std::once_flag once;
+  {
+    std::lock_guard<std::mutex> l(lostMu);
+    lostStoreMsg = msg;
+  }
+  std::call_once(once, [] { previousHandler = std::set_terminate(onTerminate); });
+}
 
 // guarded runs f and turns any C++ exception into an error message.
 template <typename F> char *guarded(const char *what, F f) {
@@ -158,6 +208,8 @@ char *c10d_new_group(const char *backend, const char *host, int port, int rank, 
     delete g;
     return err;
   }
+  watchForLostStore("dist: rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                    ": lost the connection to the TCPStore at " + h + ":" + std::to_string(port));
   *out = g;
   return nullptr;
 }
@@ -231,7 +283,10 @@ char *c10d_barrier(c10d_group gp) {
   return guarded("c10d: barrier", [&] { wait(g, g->pg->barrier()); });
 }
 
-void c10d_free_group(c10d_group gp) { delete static_cast<Group *>(gp); }
+void c10d_free_group(c10d_group gp) {
+  delete static_cast<Group *>(gp);
+  watchForLostStore("");  // no group, no store to lose: abort as before
+}
 
 int c10d_has_nccl(void) {
 #ifdef USE_C10D_NCCL

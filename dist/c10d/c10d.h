@@ -3,8 +3,11 @@
  * the few collectives data-parallel training needs. tools/torchprep
  * compiles c10d.cpp into .torch/lib/libdifflm_c10d.so; package dist calls
  * it. Every call that can fail returns NULL or an error message the caller
- * frees with free(); nothing aborts the process. Tensors are gotch's
- * handles (torch::Tensor*). */
+ * frees with free(); nothing aborts the process. One thing cannot be
+ * returned: while a group exists, a connection to its store reset under
+ * libtorch's own store thread ends the process with exit status 1 and a
+ * message naming the rank and the store (c10d.cpp, "Losing the store").
+ * Tensors are gotch's handles (torch::Tensor*). */
 #ifndef DIFFLM_C10D_H
 #define DIFFLM_C10D_H
 
