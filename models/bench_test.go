@@ -17,6 +17,8 @@ import (
 // steadier number; compare it with OPENBLAS_NUM_THREADS=1, where no BLAS
 // thread spins. The PyTorch eager peer on the same libtorch is
 // testdata/peer.py (same model, same step; run it with /usr/bin/python3).
+// It also counts the Go tensors a step makes (the forward's ops; backward
+// runs in libtorch).
 //
 //	go test ./models -run '^$' -bench ForwardBackward
 func BenchmarkForwardBackward(b *testing.B) {
@@ -54,13 +56,16 @@ func BenchmarkForwardBackward(b *testing.B) {
 					logits.MustDrop()
 				}
 				step() // warm-up: first-touch allocations, thread pools
-				cpu0 := cpuSeconds()
+				cpu0, made0 := cpuSeconds(), ts.TensorCount
 				b.ResetTimer()
 				for range b.N {
 					step()
 				}
 				b.ReportMetric(float64(batch*length)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 				b.ReportMetric(1e3*(cpuSeconds()-cpu0)/float64(b.N), "cpu-ms/op")
+				// Go tensors made per step: the ops whose fixed cost
+				// BenchmarkOpOverhead (package torchx) measures.
+				b.ReportMetric(float64(ts.TensorCount-made0)/float64(b.N), "tensors/op")
 			})
 		}
 	}
