@@ -528,7 +528,7 @@ func TestContinuousRowEndToEnd(t *testing.T) {
 		t.Errorf("vdm has a LAMBADA accuracy, but it gives no clean-token distribution to fill from")
 	}
 	rep := runCmd(t, bin, "-cfg", cfg, "-mode", "report")
-	for _, want := range []string{"Terms of the continuous bound", "test/term_recon"} {
+	for _, want := range []string{"Terms of the bound on the test split", "test/term_recon"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, tail(rep, 3000))
 		}

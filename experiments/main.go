@@ -45,7 +45,7 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 // options are the command-line flags beyond the config.
 type options struct {
-	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant, launcher string
+	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant, launcher, only string
 	n, steps, length, parallel, nproc, sweepTask                                      int
 	sets                                                                              setFlags
 }
@@ -69,6 +69,7 @@ func main() {
 	flag.IntVar(&o.sweepTask, "sweep-task", -1, "run only run I of the sweep's plan, into its own database (a Slurm array task)")
 	flag.IntVar(&o.nproc, "nproc", 0, "run/train: start N local ranks of a data-parallel job (like torchrun --standalone)")
 	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
+	flag.StringVar(&o.only, "only", "", "sweep run/eval: only the runs of these variants (comma-separated), e.g. after a protocol change that touches them alone")
 	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
 	flag.StringVar(&o.doc, "doc", "", "report: also rewrite the generated block of this Markdown file")
 	flag.StringVar(&o.out, "out", "", "report/plot: output folder (default out_dir/report)")

@@ -91,6 +91,12 @@ func writeReport(store *results.Store, cfg *Config, filter results.RunFilter, di
 		fmt.Fprint(out, text)
 		md.WriteString(mdt)
 	}
+	if text, mdt, err := protocolSection(store, filter, cfg.Eval.GenSteps); err != nil {
+		return "", err
+	} else if text != "" {
+		fmt.Fprint(out, text)
+		md.WriteString(mdt)
+	}
 	if cfg.Report.Reference != "" {
 		text, mdp, err := pairedSection(store, runs, cfg)
 		if err != nil {
@@ -327,54 +333,4 @@ func plots(cfg *Config, o options) error {
 		fmt.Println(f)
 	}
 	return nil
-}
-
-// termsSection is the breakdown of bounds with named terms (the
-// continuous row's prior, diffusion and reconstruction terms, nats per
-// token on the test split) for the variants that have them: where the
-// cost of rounding points back to tokens shows. Empty when none has.
-func termsSection(store *results.Store, filter results.RunFilter, runs []results.Run) (text, md string, err error) {
-	ids := make([]int64, len(runs))
-	for i, r := range runs {
-		ids[i] = r.ID
-	}
-	evs, err := store.Evaluations(ids)
-	if err != nil {
-		return "", "", err
-	}
-	variantOf := map[int64]string{}
-	for _, r := range runs {
-		variantOf[r.ID] = r.Variant
-	}
-	var variants []string
-	for _, e := range evs {
-		if strings.HasPrefix(e.Metric, results.TermPrefix) && !slices.Contains(variants, variantOf[e.RunID]) {
-			variants = append(variants, variantOf[e.RunID])
-		}
-	}
-	if len(variants) == 0 {
-		return "", "", nil
-	}
-	f := filter
-	f.Variants = variants
-	var cols []results.ColumnFilter
-	for _, t := range []string{"prior", "diffusion", "recon"} {
-		cols = append(cols, results.ColumnFilter{Task: "test", Metric: results.TermPrefix + t})
-	}
-	cols = append(cols, results.ColumnFilter{Task: "test", Metric: results.MetricNLL})
-	tab, err := results.Report(store, f, results.ReportOptions{Columns: cols})
-	if err != nil {
-		return "", "", err
-	}
-	var tb, mb bytes.Buffer
-	const head = "Terms of the continuous bound on the test split, nats per token (one draw per sequence; test/nll is the bound itself): term_recon is the cost of rounding the final point back to a token.\n\n"
-	tb.WriteString("\n" + head)
-	mb.WriteString("\n" + head)
-	if err := tab.WriteText(&tb); err != nil {
-		return "", "", err
-	}
-	if err := tab.WriteMarkdown(&mb); err != nil {
-		return "", "", err
-	}
-	return tb.String(), mb.String(), nil
 }

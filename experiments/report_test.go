@@ -97,3 +97,54 @@ func TestCorpusNotes(t *testing.T) {
 		t.Errorf("unkShares %q, %v\nwant %q", got, err, want)
 	}
 }
+
+// TestProtocolSection: runs evaluated before the second protocols existed
+// get no section; once one has them, the section shows both protocols at
+// the largest step count only.
+func TestProtocolSection(t *testing.T) {
+	store, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	id, _, err := store.StartRun(results.RunInfo{Name: "s/mdlm/seed1", Sweep: "s", Variant: "mdlm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nan := math.NaN()
+	steps := func(n int) map[string]any { return map[string]any{results.ParamSteps: n} }
+	add := func(evs ...results.Evaluation) {
+		t.Helper()
+		for i := range evs {
+			evs[i].RunID = id
+		}
+		if err := store.AddEvaluations(evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(results.Evaluation{Task: results.TaskLAMBADA, Metric: results.MetricAccuracy, Value: 0.5, Stderr: nan},
+		results.Evaluation{Task: results.TaskGen, Metric: results.MetricGenPPL, Value: 900, Stderr: 10, Params: steps(256)})
+	f := results.RunFilter{Sweep: "s"}
+	if text, md, err := protocolSection(store, f, []int{8, 256}); err != nil || text != "" || md != "" {
+		t.Fatalf("runs without the second protocols: %q %q %v, want no section", text, md, err)
+	}
+	add(results.Evaluation{Task: results.TaskLAMBADA, Metric: results.MetricAccuracyInVocab, Value: 0.625, Stderr: nan},
+		results.Evaluation{Task: results.TaskLAMBADA, Metric: results.MetricAccuracyGreedy, Value: 0.25, Stderr: nan},
+		results.Evaluation{Task: results.TaskLAMBADA, Metric: results.MetricUNKTargets, Value: 3, Stderr: nan},
+		results.Evaluation{Task: results.TaskGen, Metric: results.MetricGenPPLSEDD, Value: 1234, Stderr: 50, Params: steps(256)},
+		results.Evaluation{Task: results.TaskGen, Metric: results.MetricGenPPLSEDD, Value: 7777, Stderr: 50, Params: steps(8)},
+		results.Evaluation{Task: results.TaskGen, Metric: results.MetricModelCalls, Value: 257, Stderr: nan, Params: steps(256)})
+	text, md, err := protocolSection(store, f, []int{8, 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lambada/accuracy_in_vocab", "lambada/accuracy_greedy", "lambada/unk_targets",
+		"gen/gen_ppl steps=256", "gen/gen_ppl_sedd steps=256", "gen/model_calls steps=256", "0.625", "0.25", "1234 ± 50", "257"} {
+		if !strings.Contains(md, want) || !strings.Contains(text, want) {
+			t.Errorf("protocol section lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "7777") || strings.Contains(md, "steps=8") {
+		t.Errorf("the section shows a step count other than the largest:\n%s", md)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +47,9 @@ func sweep(ctx context.Context, cfg *Config, loaded config.Loaded, o options, mo
 	plan, todo, db, err := pending(cfg, mode)
 	if err != nil {
 		return err
+	}
+	if todo, err = onlyVariants(plan, todo, o.only); err != nil {
+		return usageError{err}
 	}
 	if err := checkDependencies(cfg, loaded.Path, o.sets, plan, todo); err != nil {
 		return err
@@ -205,6 +210,34 @@ func checkDependencies(cfg *Config, path string, sets []string, plan, todo []Pla
 		}
 	}
 	return nil
+}
+
+// onlyVariants keeps the runs of todo whose variant -only names (all when
+// it is empty); a name no variant of the plan has is an error.
+func onlyVariants(plan, todo []PlannedRun, only string) ([]PlannedRun, error) {
+	if only == "" {
+		return todo, nil
+	}
+	var known []string
+	for _, r := range plan {
+		if !slices.Contains(known, r.Variant) {
+			known = append(known, r.Variant)
+		}
+	}
+	names := strings.Split(only, ",")
+	for i, n := range names {
+		names[i] = strings.TrimSpace(n)
+		if !slices.Contains(known, names[i]) {
+			return nil, fmt.Errorf("-only %s: the sweep has no variant %q (it has %s)", only, names[i], strings.Join(known, ", "))
+		}
+	}
+	var out []PlannedRun
+	for _, r := range todo {
+		if slices.Contains(names, r.Variant) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // pending is the sweep's plan, the runs of it that mode ("run" or "eval")

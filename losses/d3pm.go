@@ -1,6 +1,9 @@
 package losses
 
 import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
@@ -90,4 +93,63 @@ func (d *d3pm) logX0(net Net, xt *ts.Tensor, sigma []float64, train bool) (*ts.T
 		return nil, err
 	}
 	return logits.MustLogSoftmax(-1, logits.DType(), false), nil
+}
+
+// TermTotals splits the bound into its three parts, each summed over the
+// weighted tokens of x0, and returns the weight total:
+//
+//	prior      KL(q(x_T|x0) ‖ π), exact;
+//	recon      the decoder −log p_θ(x0|x_1), every sequence at t_1 (one
+//	           draw of x_1);
+//	diffusion  Σ_{i≥2} KL(q(x_{i−1}|x_i,x0) ‖ p_θ(x_{i−1}|x_i)), one step
+//	           per sequence, i = 2 + ⌊u·(T−1)⌋, weighted by T − 1.
+//
+// The decoder is apart because D3PM takes p̃ itself for p_θ(x0|x_1): a
+// network that has not yet learned to copy the tokens it sees pays for
+// every one of them there, a cost one step in T of the sampled bound
+// carries with weight T (a heavy tail the split shows as one number).
+func (d *d3pm) TermTotals(net Net, x0, weights *ts.Tensor, u []float64) (map[string]float64, float64, error) {
+	if err := checkBatch(x0, weights); err != nil {
+		return nil, 0, fmt.Errorf("d3pm terms: %w", err)
+	}
+	T := float64(d.steps)
+	first := make([]float64, len(u))
+	later := make([]float64, len(u))
+	for b, v := range u {
+		first[b] = 1 / T
+		later[b] = float64(2+min(int(v*(T-1)), d.steps-2)) / T
+	}
+	out := map[string]float64{TermPrior: 0, TermRecon: 0, TermDiffusion: 0}
+	var tokens float64
+	var err error
+	torchx.NoGrad(func() {
+		s := torchx.NewScope()
+		defer s.Close()
+		// at is Σ w·KL at times t, the KL recovered from the bound as
+		// (bound − prior)/T; it also sets the prior and the weight total.
+		at := func(t []float64) float64 {
+			if err != nil {
+				return 0
+			}
+			tr, e := d.terms(net, x0, s.T(d.noise(x0, t, false)), nil, t, false)
+			if e != nil {
+				err = e
+				return 0
+			}
+			defer tr.drop()
+			w := s.T(weightsLike(weights, tr.prior))
+			sum := func(x *ts.Tensor) float64 { return scalar(s.T(s.T(x.MustMul(w, false)).MustSum(gotch.Double, false))) }
+			out[TermPrior] = sum(tr.prior)
+			tokens = scalar(s.T(w.MustSum(gotch.Double, false)))
+			return (sum(tr.bound) - out[TermPrior]) / T
+		}
+		out[TermRecon] = at(first)
+		if d.steps > 1 {
+			out[TermDiffusion] = (T - 1) * at(later)
+		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("d3pm terms: %w", err)
+	}
+	return out, tokens, nil
 }

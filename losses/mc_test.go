@@ -217,3 +217,56 @@ func TestAntitheticDraws(t *testing.T) {
 		}
 	}
 }
+
+// TestD3PMTermTotals: the three parts of D3PM's bound, each estimated by
+// TermTotals, match the same parts enumerated on the toy: the prior
+// exactly, the decoder (step 1) and the diffusion steps (2…T) within
+// Monte Carlo error, so their sum is the bound.
+func TestD3PMTermTotals(t *testing.T) {
+	torchx.Lock()
+	torchx.Seed(5)
+	const steps, n, reps = 8, 256, 16
+	d := toydist.Dist3x2()
+	proc := forward.NewUniform(3, forward.LogLinear{Eps: 1e-3})
+	for _, form := range []string{"proportional", "mixture"} {
+		m := build(t, "d3pm", proc, 3, func(c *Config) { c.Steps, c.D3PMForm = steps, form })
+		ex := toydist.NewExact(d, proc)
+		net := denoiser(ex, form == "proportional", true)
+		x0 := []int64{1, 2}
+		grid := gridNodes(steps)
+		recon, prior := bounds(t, m, net, ex, [][]int64{x0}, grid[:1])
+		diffusion, _ := bounds(t, m, net, ex, [][]int64{x0}, grid[1:])
+		batch := ts.MustOfSlice(x0).MustView([]int64{1, 2}, true).MustRepeat([]int64{n, 1}, true)
+		u := make([]float64, n)
+		for i := range u {
+			u[i] = (float64(i) + 0.5) / n
+		}
+		per := map[string][]float64{}
+		for range reps {
+			got, tokens, err := m.(*d3pm).TermTotals(net, batch, nil, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tokens != n*2 {
+				t.Fatalf("%s: %v tokens, want %d", form, tokens, n*2)
+			}
+			for k, v := range got {
+				per[k] = append(per[k], v/n) // per sequence, as bounds sums
+			}
+		}
+		if p, _ := meanSE(per[TermPrior]); math.Abs(p-prior[0]) > 1e-9 {
+			t.Errorf("%s: prior %.10f, enumerated %.10f", form, p, prior[0])
+		}
+		for _, c := range []struct {
+			term string
+			want float64
+		}{{TermRecon, recon[0]}, {TermDiffusion, diffusion[0]}} {
+			mean, se := meanSE(per[c.term])
+			t.Logf("%s %s: Monte Carlo %.5f ± %.5f, enumerated %.5f", form, c.term, mean, se, c.want)
+			if math.Abs(mean-c.want) > 4*se+1e-9 {
+				t.Errorf("%s %s: %.5f ± %.5f, enumerated %.5f", form, c.term, mean, se, c.want)
+			}
+		}
+		batch.MustDrop()
+	}
+}
