@@ -46,8 +46,8 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 // options are the command-line flags beyond the config.
 type options struct {
 	cfg, mode, ckpt, sampler, infill, sweep, db, out, doc, runName, variant, launcher, only string
-	n, steps, length, parallel, nproc, sweepTask                                      int
-	sets                                                                              setFlags
+	n, steps, length, parallel, nproc, sweepTask                                            int
+	sets                                                                                    setFlags
 }
 
 var modes = []string{"run", "train", "eval", "sample", "sweep", "plot", "report", "bench", "frontier", "merge"}
