@@ -78,7 +78,10 @@ type LambadaScores struct {
 	// Greedy is lm-eval's token-level check: every target token is the
 	// model's argmax given the context and the target tokens before it
 	// (for diffusion models, the later target positions masked or, without
-	// a mask state, drawn from the prior).
+	// a mask state, drawn from the prior). A target holding UNK fails it,
+	// as it fails the string match: UNK is the most frequent token of a
+	// trimmed vocabulary, so a model that predicts it everywhere would
+	// otherwise pass every such target.
 	Greedy Accuracy
 }
 
@@ -175,7 +178,7 @@ func LambadaAccuracy(ctx context.Context, m Model, cfg Config, vocab *data.Vocab
 			} else if ok {
 				correctInVocab++
 			}
-			if match[j] {
+			if match[j] && !unk[i] { // UNK is not the word, even as the argmax
 				greedy++
 			}
 		}
