@@ -69,7 +69,7 @@ func main() {
 	flag.IntVar(&o.sweepTask, "sweep-task", -1, "run only run I of the sweep's plan, into its own database (a Slurm array task)")
 	flag.IntVar(&o.nproc, "nproc", 0, "run/train: start N local ranks of a data-parallel job (like torchrun --standalone)")
 	flag.StringVar(&o.sweep, "sweep", "", "report/plot: only runs of this sweep")
-	flag.StringVar(&o.only, "only", "", "sweep run/eval: only the runs of these variants (comma-separated), e.g. after a protocol change that touches them alone")
+	flag.StringVar(&o.only, "only", "", "sweep run/eval: only these variants' runs or these runs (comma-separated names), e.g. after a protocol change that touches them alone")
 	flag.StringVar(&o.db, "db", "", "results database (default: the config's)")
 	flag.StringVar(&o.doc, "doc", "", "report: also rewrite the generated block of this Markdown file")
 	flag.StringVar(&o.out, "out", "", "report/plot: output folder (default out_dir/report)")

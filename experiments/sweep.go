@@ -212,8 +212,9 @@ func checkDependencies(cfg *Config, path string, sets []string, plan, todo []Pla
 	return nil
 }
 
-// onlyVariants keeps the runs of todo whose variant -only names (all when
-// it is empty); a name no variant of the plan has is an error.
+// onlyVariants keeps the runs of todo that -only names, by variant or by
+// run name (all when it is empty); a name that is neither a variant nor a
+// run of the plan is an error.
 func onlyVariants(plan, todo []PlannedRun, only string) ([]PlannedRun, error) {
 	if only == "" {
 		return todo, nil
@@ -227,13 +228,14 @@ func onlyVariants(plan, todo []PlannedRun, only string) ([]PlannedRun, error) {
 	names := strings.Split(only, ",")
 	for i, n := range names {
 		names[i] = strings.TrimSpace(n)
-		if !slices.Contains(known, names[i]) {
-			return nil, fmt.Errorf("-only %s: the sweep has no variant %q (it has %s)", only, names[i], strings.Join(known, ", "))
+		named := slices.ContainsFunc(plan, func(r PlannedRun) bool { return r.Name == names[i] })
+		if !named && !slices.Contains(known, names[i]) {
+			return nil, fmt.Errorf("-only %s: the sweep has no variant or run %q (variants: %s)", only, names[i], strings.Join(known, ", "))
 		}
 	}
 	var out []PlannedRun
 	for _, r := range todo {
-		if slices.Contains(names, r.Variant) {
+		if slices.Contains(names, r.Variant) || slices.Contains(names, r.Name) {
 			out = append(out, r)
 		}
 	}

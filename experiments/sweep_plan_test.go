@@ -17,6 +17,7 @@ func TestOnlyVariants(t *testing.T) {
 		{"", []string{"s/d3pm/seed1", "s/ar/seed2", "s/d3pm/seed2", "s/sedd/seed1"}},
 		{"d3pm", []string{"s/d3pm/seed1", "s/d3pm/seed2"}},
 		{"ar, sedd", []string{"s/ar/seed2", "s/sedd/seed1"}},
+		{"s/d3pm/seed2,sedd", []string{"s/d3pm/seed2", "s/sedd/seed1"}},
 	} {
 		got, err := onlyVariants(plan, todo, c.only)
 		var names []string
@@ -27,7 +28,7 @@ func TestOnlyVariants(t *testing.T) {
 			t.Errorf("-only %q: %v, %v; want %v", c.only, names, err, c.want)
 		}
 	}
-	if _, err := onlyVariants(plan, todo, "d3pm,mdlm"); err == nil || !strings.Contains(err.Error(), `"mdlm"`) || !strings.Contains(err.Error(), "ar, d3pm, sedd") {
+	if _, err := onlyVariants(plan, todo, "d3pm,mdlm"); err == nil || !strings.Contains(err.Error(), `"mdlm"`) || !strings.Contains(err.Error(), "variants: ar, d3pm, sedd") {
 		t.Errorf("-only with an unknown variant: %v", err)
 	}
 }
