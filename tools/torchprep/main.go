@@ -32,7 +32,7 @@ import (
 
 // format changes whenever the preparation itself changes, so stale
 // preparations are redone.
-const format = "torchprep-6"
+const format = "torchprep-7"
 
 func main() {
 	root := flag.String("root", ".", "repository root (holds go.mod)")
@@ -103,7 +103,11 @@ func run(root, outRel string, libOnly, force bool) error {
 	if err != nil {
 		return fmt.Errorf("patch gotch: %w", err)
 	}
-	logf("patched gotch's Go bindings in %d places (C.malloc(0) output arrays: leak and overflow; 100 kB per-tensor ballast)", patched)
+	alive, err := patchKeepAlive(gotchCopy)
+	if err != nil {
+		return fmt.Errorf("patch gotch: %w", err)
+	}
+	logf("patched gotch's Go bindings in %d places (C.malloc(0) output arrays: leak and overflow; 100 kB per-tensor ballast) and kept the arguments of %d calls alive through them (finalizers)", patched, alive)
 	goVer, err := goModVersion(root)
 	if err != nil {
 		return err

@@ -104,3 +104,34 @@ func TestPatchGo(t *testing.T) {
 		}
 	}
 }
+
+func TestPatchKeepAlive(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "ts"), 0o755)
+	src := "package ts\n\nimport(\n  \"unsafe\"\n)\n\n" +
+		"func(ts *Tensor) ScatterValue(dim int64, index *Tensor, value *Scalar, del bool)(retVal *Tensor, err error) { \n" +
+		"    lib.AtgScatterValue(ptr, ts.ctensor, dim, index.ctensor, value.cscalar)\n  return\n}\n" +
+		"func Cat(tensors []*Tensor, dim int64)(retVal *Tensor, err error) { \n\tlib.AtgCat(ptr, ctensors, len(tensors), dim)\n}\n" +
+		"func Arange(end *Scalar, optionsKind gotch.DType)(retVal *Tensor, err error) { \n  lib.AtgArange(ptr, end.cscalar, optionsKind.CInt())\n}\n" +
+		"func(ts *Tensor) Dim()(retVal int64) { \n  retVal = lib.AtgDim(ts.ctensor)\n}\n"
+	os.WriteFile(filepath.Join(dir, "ts", "tensor-generated.go"), []byte(src), 0o644)
+	n, err := patchKeepAlive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("patched %d calls, want 3 (Dim's call is an expression and takes only the receiver's handle)", n)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "ts", "tensor-generated.go"))
+	got := string(b)
+	for _, want := range []string{
+		"import(\n  \"runtime\"\n  \"unsafe\"",
+		"value.cscalar)\n    runtime.KeepAlive(ts); runtime.KeepAlive(index); runtime.KeepAlive(value)\n",
+		"dim)\n\truntime.KeepAlive(tensors)\n",
+		"CInt())\n  runtime.KeepAlive(end)\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("patched file lacks %q:\n%s", want, got)
+		}
+	}
+}
