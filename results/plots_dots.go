@@ -70,6 +70,12 @@ func dotFigure(t *Table, col int, styles map[string]variantStyle, level float64,
 	p.Title.Text = title
 	p.Y.Label.Text = ylabel
 	leg := newLegend()
+	type dot struct {
+		x, y, e float64
+		st      variantStyle
+		variant string
+	}
+	var dots []dot
 	var names []string
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, r := range t.Rows {
@@ -77,32 +83,61 @@ func dotFigure(t *Table, col int, styles map[string]variantStyle, level float64,
 		if !c.OK || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
 			continue
 		}
-		x := float64(len(names))
-		names = append(names, r.Variant)
-		st := style(styles, r.Variant)
-		sc, err := plotter.NewScatter(plotter.XYs{{X: x, Y: c.Value}})
-		if err != nil {
-			return figure{}, fmt.Errorf("%s point %s: %w", name, r.Variant, err)
-		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: vg.Points(4), Shape: st.shape}
-		p.Add(sc)
 		e := 0.0
 		if c.Err > 0 && !math.IsInf(c.Err, 0) {
 			e = c.Err
-			eb, err := plotter.NewYErrorBars(errPoints{plotter.XYs{{X: x, Y: c.Value}}, plotter.YErrors{{Low: e, High: e}}})
-			if err != nil {
-				return figure{}, fmt.Errorf("%s error bar %s: %w", name, r.Variant, err)
-			}
-			eb.Color, eb.LineStyle.Width = st.color, 1.2
-			p.Add(eb)
 		}
+		dots = append(dots, dot{float64(len(names)), c.Value, e, style(styles, r.Variant), r.Variant})
+		names = append(names, r.Variant)
 		lo, hi = min(lo, c.Value-e), max(hi, c.Value+e)
-		leg.Add(r.Variant, sc)
 	}
 	if len(names) == 0 {
 		return figure{name: name, skip: fmt.Sprintf("no finite value of %s", t.Columns[col].Label())}, nil
 	}
-	if !math.IsNaN(level) && !math.IsInf(level, 0) {
+	hasLevel := !math.IsNaN(level) && !math.IsInf(level, 0)
+	if hasLevel {
+		lo, hi = min(lo, level), max(hi, level)
+	}
+	// Perplexities spanning more than a factor of 20 (a bound far above
+	// the others) go on a log axis, where a factor reads the same
+	// everywhere; an error bar reaching below the axis is cut there.
+	logY := false
+	if t.Columns[col].Metric == MetricPPLBound {
+		least := math.Inf(1)
+		for _, d := range dots {
+			least = min(least, d.y)
+		}
+		if hasLevel {
+			least = min(least, level)
+		}
+		if least > 0 && hi/least > 20 {
+			logY = true
+			lo, hi = least/1.5, hi*1.5
+			p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		}
+	}
+	for _, d := range dots {
+		sc, err := plotter.NewScatter(plotter.XYs{{X: d.x, Y: d.y}})
+		if err != nil {
+			return figure{}, fmt.Errorf("%s point %s: %w", name, d.variant, err)
+		}
+		sc.GlyphStyle = draw.GlyphStyle{Color: d.st.color, Radius: vg.Points(4), Shape: d.st.shape}
+		p.Add(sc)
+		if d.e > 0 {
+			low := d.e
+			if logY && d.y-low < lo {
+				low = d.y - lo
+			}
+			eb, err := plotter.NewYErrorBars(errPoints{plotter.XYs{{X: d.x, Y: d.y}}, plotter.YErrors{{Low: low, High: d.e}}})
+			if err != nil {
+				return figure{}, fmt.Errorf("%s error bar %s: %w", name, d.variant, err)
+			}
+			eb.Color, eb.LineStyle.Width = d.st.color, 1.2
+			p.Add(eb)
+		}
+		leg.Add(d.variant, sc)
+	}
+	if hasLevel {
 		l, err := plotter.NewLine(plotter.XYs{{X: -0.75, Y: level}, {X: float64(len(names)) - 0.25, Y: level}})
 		if err != nil {
 			return figure{}, fmt.Errorf("%s unigram level: %w", name, err)
@@ -110,13 +145,17 @@ func dotFigure(t *Table, col int, styles map[string]variantStyle, level float64,
 		l.Color, l.Width, l.Dashes = referenceColor(), 1.2, []vg.Length{vg.Points(5), vg.Points(3)}
 		p.Add(l)
 		leg.Add(fmt.Sprintf("unigram (no context): %.3g", level), l)
-		lo, hi = min(lo, level), max(hi, level)
 	}
-	pad := 0.08 * (hi - lo)
-	if pad == 0 {
-		pad = 0.05 * math.Abs(hi)
+	if logY {
+		p.Y.Min, p.Y.Max = lo, hi
+		p.Y.Label.Text = ylabel + " (log scale)"
+	} else {
+		pad := 0.08 * (hi - lo)
+		if pad == 0 {
+			pad = 0.05 * math.Abs(hi)
+		}
+		p.Y.Min, p.Y.Max = lo-pad, hi+pad
 	}
-	p.Y.Min, p.Y.Max = lo-pad, hi+pad
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.75, float64(len(names))-0.25 // keep edge points off the frame
 	if len(names) > 4 {

@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"log/slog"
 	"math"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot"
 )
 
 // checkImage asserts that path is a decodable PNG or an XML document whose
@@ -149,5 +152,40 @@ func TestPow2Ticks(t *testing.T) {
 	want := []string{"8", "16", "32", "64", "128", "256", "512", "1024"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ticks %v, want %v", got, want)
+	}
+}
+
+// A perplexity far above the rest puts the bound plot on a log axis,
+// with error bars reaching below it cut at the axis; bits per character
+// and perplexities close together stay linear.
+func TestDotFigureLogAxis(t *testing.T) {
+	cell := func(v, e float64) Cell { return Cell{Value: v, Err: e, N: 1, OK: true} }
+	table := func(metric string, vals ...Cell) *Table {
+		tab := &Table{Columns: []Column{{Task: "test", Metric: metric}}}
+		for i, c := range vals {
+			tab.Rows = append(tab.Rows, Row{Variant: fmt.Sprintf("v%d", i), Runs: 1, Cells: []Cell{c}})
+		}
+		return tab
+	}
+	for _, c := range []struct {
+		name string
+		tab  *Table
+		log  bool
+	}{
+		{"ppl spread", table(MetricPPLBound, cell(224, 1), cell(21192, 22209), cell(59, 0.02)), true},
+		{"ppl close", table(MetricPPLBound, cell(224, 1), cell(237, 2), cell(59, 0.02)), false},
+		{"bpc", table(MetricBPC, cell(1.9, 0.01), cell(30, 1)), false},
+	} {
+		fig, err := dotFigure(c.tab, 0, nil, 234, "x", "x", "y")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, isLog := fig.plot.Y.Scale.(plot.LogScale)
+		if isLog != c.log {
+			t.Errorf("%s: log axis %v, want %v", c.name, isLog, c.log)
+		}
+		if isLog && (fig.plot.Y.Min <= 0 || fig.plot.Y.Min > 59 || fig.plot.Y.Max < 21192+22209) {
+			t.Errorf("%s: axis [%g, %g] does not hold every point and bar top on a log scale", c.name, fig.plot.Y.Min, fig.plot.Y.Max)
+		}
 	}
 }
