@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dlmlab/difflm/losses"
 	"github.com/dlmlab/difflm/results"
 )
 
@@ -38,7 +39,7 @@ func termsSection(store *results.Store, filter results.RunFilter, runs []results
 	f := filter
 	f.Variants = variants
 	var cols []results.ColumnFilter
-	for _, t := range []string{"prior", "diffusion", "recon"} {
+	for _, t := range []string{losses.TermPrior, losses.TermDiffusion, losses.TermRecon} {
 		cols = append(cols, results.ColumnFilter{Task: "test", Metric: results.TermPrefix + t})
 	}
 	cols = append(cols, results.ColumnFilter{Task: "test", Metric: results.MetricNLL})

@@ -3,7 +3,6 @@ package losses
 import (
 	"fmt"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/dlmlab/difflm/forward"
@@ -138,10 +137,9 @@ func (d *d3pm) TermTotals(net Net, x0, weights *ts.Tensor, u []float64) (map[str
 			}
 			defer tr.drop()
 			w := s.T(weightsLike(weights, tr.prior))
-			sum := func(x *ts.Tensor) float64 { return scalar(s.T(s.T(x.MustMul(w, false)).MustSum(gotch.Double, false))) }
-			out[TermPrior] = sum(tr.prior)
-			tokens = scalar(s.T(w.MustSum(gotch.Double, false)))
-			return (sum(tr.bound) - out[TermPrior]) / T
+			out[TermPrior] = total(s, tr.prior, w)
+			tokens = total(s, w, nil)
+			return (total(s, tr.bound, w) - out[TermPrior]) / T
 		}
 		out[TermRecon] = at(first)
 		if d.steps > 1 {

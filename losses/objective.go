@@ -302,6 +302,15 @@ func weightsLike(weights, like *ts.Tensor) *ts.Tensor {
 
 func scalar(t *ts.Tensor) float64 { return values(t)[0] }
 
+// total is Σ x·w over every element, in float64 (w nil: Σ x): the term
+// totals of TermTotals.
+func total(s *torchx.Scope, x, w *ts.Tensor) float64 {
+	if w != nil {
+		x = s.T(x.MustMul(w, false))
+	}
+	return scalar(s.T(x.MustSum(gotch.Double, false)))
+}
+
 // values copies a tensor to Go as float64 and frees the copies it makes
 // (gotch's Float64Values leaves one to the garbage collector).
 func values(t *ts.Tensor) []float64 {

@@ -217,9 +217,8 @@ func (d *vdm) TermTotals(net Net, x0, weights *ts.Tensor, u []float64) (map[stri
 		p := d.parts(cn, x0, u, false)
 		defer p.drop()
 		w := s.T(weightsLike(weights, p.prior))
-		sum := func(x *ts.Tensor) float64 { return scalar(s.T(s.T(x.MustMul(w, false)).MustSum(gotch.Double, false))) }
-		out[TermPrior], out[TermDiffusion], out[TermRecon] = sum(p.prior), sum(p.diffusion), sum(p.recon)
-		tokens = scalar(s.T(w.MustSum(gotch.Double, false)))
+		out[TermPrior], out[TermDiffusion], out[TermRecon] = total(s, p.prior, w), total(s, p.diffusion, w), total(s, p.recon, w)
+		tokens = total(s, w, nil)
 	})
 	return out, tokens, nil
 }
