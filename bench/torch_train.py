@@ -8,12 +8,19 @@ model's parameter names and init, and trains it with the Go trainer's step:
     seed(step) → zero_grad → loss (mdlm or ar) → loss.item() → backward
     → clip_grad_norm_ → AdamW → EMA
 
-The network and the losses repeat the Go code op for op (same libtorch
-kernels, same random draws in the same order), so that the speed ratio
-measures the two bindings and runtimes, not two algorithms; with the same
-weights (--weights), batches (--batches) and seed, the two sides compute the
-same losses. The trainer's parts are stock PyTorch: clip_grad_norm_ and
-torch.optim.AdamW (foreach=False, the 1.13 default on CPU).
+The network and the losses compute the Go code's maths with the same
+libtorch kernels and the same random draws in the same order, written as
+plain eager PyTorch: with the same weights (--weights), batches (--batches)
+and seed, the two sides compute the same losses. Where the Go step does
+less work for the same numbers, this script keeps the plain form, so the
+ratio shows what that saves: the Go side projects only the masked rows onto
+the vocabulary (and can chunk the cross-entropy), updates one flat buffer
+with AdamW and the EMA, takes q, k and v apart with split/unbind and
+rotates halves with a flip (here: narrow/select and a cat, whose gradients
+zero-fill whole buffers), and draws the dropout noise on a second thread
+while the layers compute (here: at each site, serially). The trainer's
+parts are stock PyTorch: clip_grad_norm_ and torch.optim.AdamW
+(foreach=False, the 1.13 default on CPU).
 
 Run it with Debian's python3-torch (the same libtorch 1.13 as the Go build):
 

@@ -39,9 +39,13 @@ func (a attention) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 	b, l, w := size[0], size[1], size[2]
 	h := int64(a.heads)
 	qkv := s.T(a.qkv.forward(x))
-	// [B, L, 3·W] → [3, B, H, L, D], a view: q, k and v as heads.
+	// [B, L, 3·W] → [3, B, H, L, D], a view: q, k and v as heads. They are
+	// taken apart by split, unbind and view, whose gradients are one cat,
+	// one stack and a view; narrow and select would each zero-fill a
+	// gradient of the whole [3, B, H, L, D] (or [2, …]) and add them up.
 	heads := s.T(s.T(qkv.MustView([]int64{b, l, 3, h, w / h}, false)).MustPermute([]int64{2, 0, 3, 1, 4}, false))
-	qk := s.T(heads.MustNarrow(0, 0, 2, false))
+	parts := heads.MustSplitWithSizes([]int64{2, 1}, 0, false)
+	qk, v := s.T(parts[0]), s.T(s.T(parts[1]).MustSqueezeDim(0, false))
 	if ps.halves {
 		// x_t ⊕ x_0: both halves at the same positions.
 		half := l / 2
@@ -52,9 +56,8 @@ func (a attention) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 	} else {
 		qk = s.T(ps.rope.apply(qk, ps.offset))
 	}
-	q := s.T(qk.MustSelect(0, 0, false))
-	k := s.T(qk.MustSelect(0, 1, false))
-	v := s.T(heads.MustSelect(0, 2, false))
+	qkParts := qk.MustUnbind(0, false)
+	q, k := s.T(qkParts[0]), s.T(qkParts[1])
 	if kv != nil {
 		k, v = kv.append(s, k, v, ps.offset, ps.from, ps.filled)
 	}

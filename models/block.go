@@ -51,16 +51,20 @@ func (b *block) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 		attnMod, mlpMod = &mods[0], &mods[1]
 	}
 	h := s.T(attnMod.apply(b.norm1.forward(x)))
-	x = s.T(b.residual(x, s.T(b.attn.forward(h, ps, kv)), attnMod, ps.train))
+	x = s.T(b.residual(x, s.T(b.attn.forward(h, ps, kv)), attnMod, ps))
 	h = s.T(mlpMod.apply(b.norm2.forward(x)))
 	f := s.T(b.fc2.forward(s.T(s.T(b.fc1.forward(h)).MustGelu("tanh", false))))
-	return s.Keep(b.residual(x, f, mlpMod, ps.train))
+	return s.Keep(b.residual(x, f, mlpMod, ps))
 }
 
 // residual returns x + gate·dropout(y), or x + dropout(y) when m is nil.
-func (b *block) residual(x, y *ts.Tensor, m *modulation, train bool) *ts.Tensor {
-	if train && b.dropout > 0 {
-		y = ts.MustDropout(y, b.dropout, true)
+func (b *block) residual(x, y *ts.Tensor, m *modulation, ps *pass) *ts.Tensor {
+	if ps.train && b.dropout > 0 {
+		if ps.noise != nil {
+			y = ps.noise.apply(y)
+		} else {
+			y = ts.MustDropout(y, b.dropout, true)
+		}
 		defer y.MustDrop()
 	}
 	if m == nil {

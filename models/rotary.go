@@ -47,8 +47,14 @@ func newRotary(maxLen, headDim int, device gotch.Device) rotary {
 	return rotary{cos: table(cos), sin: table(sin)}
 }
 
-// apply rotates qk [2, B, H, L, D] (any strides) as positions offset …
-// offset+L−1 and returns a new contiguous tensor of the same shape.
+// apply rotates qk [2, B, H, L, D] (any strides whose last dimension is
+// dense) as positions offset … offset+L−1 and returns a new contiguous
+// tensor of the same shape.
+//
+// The halves are swapped by viewing D as [2, D/2] and flipping that axis:
+// one copy forward and one backward (the flip of the gradient), where a
+// cat of two narrows costs, in the backward, a zero-filled gradient of
+// the whole input per narrow and a sum of the two.
 func (r rotary) apply(qk *ts.Tensor, offset int) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
@@ -56,12 +62,8 @@ func (r rotary) apply(qk *ts.Tensor, offset int) *ts.Tensor {
 	l, half := size[3], size[4]/2
 	cos := s.T(r.cos.MustNarrow(3, int64(offset), l, false))
 	sin := s.T(r.sin.MustNarrow(3, int64(offset), l, false))
-	// cat writes in the logical order, so everything downstream is contiguous
-	// even though qk is a permuted view of the fused qkv projection.
-	swapped := s.T(ts.MustCat([]*ts.Tensor{
-		s.T(qk.MustNarrow(4, half, half, false)),
-		s.T(qk.MustNarrow(4, 0, half, false)),
-	}, 4))
+	pairs := s.T(qk.MustView([]int64{size[0], size[1], size[2], l, 2, half}, false))
+	swapped := s.T(s.T(pairs.MustFlip([]int64{4}, false)).MustView(size, false))
 	// Out of place on purpose: gotch's in-place ops (X_) replace the
 	// receiver's C++ handle without freeing the old one, which would keep
 	// this tensor and its whole autograd graph alive forever.

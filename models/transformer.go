@@ -52,6 +52,10 @@ type Transformer struct {
 	output outputLayer
 	rope   rotary
 	counts paramCounts
+	// inlineDropout draws each dropout's noise at its site
+	// (ts.MustDropout) instead of ahead on a second thread: the
+	// reference TestDropoutNoiseSameAsDropout compares against.
+	inlineDropout bool
 }
 
 // paramCounts splits the parameter count the way a reader of a results
@@ -172,10 +176,23 @@ func (m *Transformer) stack(h, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.T
 	if m.time != nil {
 		ps.cond = s.T(m.time.forward(sigma))
 	}
+	return m.output.forward(s.T(m.runBlocks(h, ps, cache)), ps.cond)
+}
+
+// runBlocks runs the blocks on the input stream h. A CPU training pass
+// with dropout draws the noise of all its dropouts on a second thread
+// meanwhile (dropoutNoise).
+func (m *Transformer) runBlocks(h *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
+	s := torchx.NewScope()
+	defer s.Close()
+	if ps.train && m.cfg.Dropout > 0 && !h.MustDevice().IsCuda() && !m.inlineDropout {
+		ps.noise = drawDropoutNoise(2*len(m.blocks), h.MustSize(), h.DType(), m.cfg.Dropout)
+		defer func() { ps.noise.close(); ps.noise = nil }()
+	}
 	for i, b := range m.blocks {
 		h = s.T(b.forward(h, ps, cache.layer(i)))
 	}
-	return m.output.forward(h, ps.cond)
+	return s.Keep(h)
 }
 
 // ForwardRows is Forward's logits at the flat positions rows [M] (int64
@@ -205,10 +222,7 @@ func (m *Transformer) HiddenRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
 	defer s.Close()
 	ps := &pass{rope: m.rope, train: train}
 	m.attend(s, ps, m.checkInputs(x, nil, 0, false), x.MustDevice())
-	h := s.T(ts.MustEmbedding(m.embed, x, -1, false, false))
-	for _, b := range m.blocks {
-		h = s.T(b.forward(h, ps, nil))
-	}
+	h := s.T(m.runBlocks(s.T(ts.MustEmbedding(m.embed, x, -1, false, false)), ps, nil))
 	flat := s.T(h.MustFlatten(0, 1, false))
 	return m.output.norm.forward(s.T(flat.MustIndexSelect(0, rows, false)))
 }
@@ -230,6 +244,7 @@ type pass struct {
 	causal bool       // mask is the causal one
 	halves bool       // x_t ⊕ x_0: each half at positions offset…offset+l/2−1
 	train  bool
+	noise  *dropoutNoise // the dropouts' noise, drawn ahead (CPU training); nil: ts.MustDropout
 }
 
 // BlockDiffMask is BD3-LM's additive attention mask [2L, 2L] over
