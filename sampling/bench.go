@@ -149,7 +149,9 @@ func benchSteps(name string, l int, steps []int) []int {
 // Forward), so that an objective computes the logits of every position.
 type fullHead struct{ m losses.Net }
 
-func (f fullHead) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor { return f.m.Forward(x, sigma, train) }
+func (f fullHead) Forward(x, sigma *ts.Tensor, train bool) *ts.Tensor {
+	return f.m.Forward(x, sigma, train)
+}
 
 // benchRun generates one batch and times it; full runs the MDLM network
 // with the output layer on every position (row "<name>/full-head").

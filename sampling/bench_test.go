@@ -1,9 +1,9 @@
 package sampling
 
 import (
-	"fmt"
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
