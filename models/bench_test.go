@@ -47,14 +47,7 @@ func BenchmarkForwardBackward(b *testing.B) {
 				if use.spec.TimeCond {
 					sigma = sigmaTensor(0.1, 0.5, 1, 2, 3, 4, 5, 6)
 				}
-				step := func() {
-					opt.MustZeroGrad()
-					logits := m.Forward(x, sigma, true)
-					loss := crossEntropy(logits, x)
-					loss.MustBackward()
-					loss.MustDrop()
-					logits.MustDrop()
-				}
+				step := func() { trainingStep(opt, m, x, sigma) }
 				step() // warm-up: first-touch allocations, thread pools
 				cpu0, made0 := cpuSeconds(), ts.TensorCount
 				b.ResetTimer()

@@ -118,3 +118,16 @@ func perturb(p *ts.Tensor, std float64) {
 		noise.MustDrop()
 	})
 }
+
+// trainingStep is zero_grad, a training forward pass over x (with sigma
+// for a time-conditioned network), the mean cross-entropy against x and
+// backward: the model's share of a training step, for the benchmarks and
+// the memory tests.
+func trainingStep(opt *nn.Optimizer, m *Transformer, x, sigma *ts.Tensor) {
+	opt.MustZeroGrad()
+	logits := m.Forward(x, sigma, true)
+	loss := crossEntropy(logits, x)
+	loss.MustBackward()
+	loss.MustDrop()
+	logits.MustDrop()
+}

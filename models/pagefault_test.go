@@ -31,14 +31,7 @@ func TestStepsReuseFreedMemory(t *testing.T) {
 	}
 	x := tokenTensor(randomRows(batch, length, vocab, 1))
 	defer x.MustDrop()
-	step := func() {
-		opt.MustZeroGrad()
-		logits := m.Forward(x, nil, true)
-		loss := crossEntropy(logits, x)
-		loss.MustBackward()
-		loss.MustDrop()
-		logits.MustDrop()
-	}
+	step := func() { trainingStep(opt, m, x, nil) }
 	for range 3 {
 		step() // first touches, allocator caches
 	}
