@@ -15,7 +15,7 @@ import (
 // rather than return it to the OS and fault every page in again. With the
 // trim threshold left at glibc's 128 kB (what fixing the mmap threshold in
 // torchx leaves) the tiny preset at B = 8, L = 128 faulted 16 MB of
-// fresh pages a step, with torchx's 256 MB 0.2 MB.
+// fresh pages a step, with torchx's 64 MB 0.2–0.5 MB.
 func TestStepsReuseFreedMemory(t *testing.T) {
 	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "threshold") {
 		t.Skip("GLIBC_TUNABLES sets malloc thresholds")

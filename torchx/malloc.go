@@ -23,10 +23,12 @@ const mmapThreshold = 64 << 20
 // next step — 5,500 page faults a step on the tiny preset at B = 16,
 // L = 64, 3.5× as many as PyTorch's process, whose thresholds adapt
 // (`perf stat -e page-faults`, 34 steps: 263k against 74k). Keeping up
-// to 256 MB free cut that to 48k and the step by 8% (100–104 ms to
-// 89–96 ms, 2 vCPU, three runs each). The peak is unchanged: the kept
-// memory is what the next step reuses.
-const trimThreshold = 256 << 20
+// to 64 MB free cut that to 49k and the step by 8% (100–104 ms to
+// 89–96 ms, 2 vCPU, three runs each), and the built-in default's 100
+// steps from 2.70M faults to 0.13M. 256 MB did as well for the faults but
+// let the heap creep: the 2,000-step soak (TestSoakRSS) went from 223 to
+// 245–267 MiB, where with 64 MB it stays within 2%.
+const trimThreshold = 64 << 20
 
 // init fixes glibc's mmap and trim thresholds for the whole process. By
 // default the mmap threshold adapts: after the first large buffer is
