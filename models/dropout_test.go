@@ -1,6 +1,7 @@
 package models
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -101,15 +102,10 @@ func TestDropoutNoiseSameAsDropout(t *testing.T) {
 // trainable is vs's trainable variables in a fixed (name) order.
 func trainable(vs *nn.VarStore) []*ts.Tensor {
 	named := vs.Variables()
-	var names []string
-	for n := range named {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	out := make([]*ts.Tensor, len(names))
-	for i, n := range names {
+	var out []*ts.Tensor
+	for _, n := range slices.Sorted(maps.Keys(named)) {
 		v := named[n]
-		out[i] = &v
+		out = append(out, &v)
 	}
 	return out
 }
