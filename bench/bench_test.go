@@ -87,17 +87,19 @@ func TestGoSide(t *testing.T) {
 // same masks and dropout (same libtorch generator, same seeds, same order
 // of draws), so their losses agree at every step to float32 rounding,
 // updates included. A different network, loss, init or draw order would
-// differ by 1e-2 or more.
+// differ by 1e-2 or more. The Go side also trains on two lanes (the batch
+// split over two threads, models/lanes.go) against PyTorch's one batch.
 func TestSameLossesAsPyTorch(t *testing.T) {
 	torchx.Lock()
 	cfg := testConfig()
 	needTorch(t, cfg)
 	for _, c := range []struct {
-		objective string
-		chunk     int
-	}{{"mdlm", 0}, {"ar", 0}, {"mdlm", 5}, {"ar", 5}} {
-		objective := fmt.Sprintf("%s/ce_chunk=%d", c.objective, c.chunk)
+		objective    string
+		chunk, lanes int
+	}{{"mdlm", 0, 1}, {"ar", 0, 1}, {"mdlm", 5, 1}, {"ar", 5, 1}, {"mdlm", 0, 2}, {"ar", 5, 2}} {
+		objective := fmt.Sprintf("%s/ce_chunk=%d/lanes=%d", c.objective, c.chunk, c.lanes)
 		s := testSetup(c.objective)
+		s.Model.Lanes = c.lanes
 		row, err := measure(context.Background(), cfg, s, newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab, CEChunk: c.chunk}, t.TempDir()))
 		if err != nil {
 			t.Fatalf("%s: %v", objective, err)

@@ -78,7 +78,7 @@ type Result struct {
 
 // modelConfig is the experiment's model section with c's preset and length.
 func (s Setup) modelConfig(c Case) models.Config {
-	return models.Config{Preset: c.Preset, Dropout: s.Model.Dropout, MaxLen: c.L, Attention: s.Model.Attention}
+	return models.Config{Preset: c.Preset, Dropout: s.Model.Dropout, MaxLen: c.L, Attention: s.Model.Attention, Lanes: s.Model.Lanes}
 }
 
 // trainConfig is the experiment's trainer with the bench's step count and

@@ -61,7 +61,7 @@ func (b *block) forward(x *ts.Tensor, ps *pass, kv *kvLayer) *ts.Tensor {
 func (b *block) residual(x, y *ts.Tensor, m *modulation, ps *pass) *ts.Tensor {
 	if ps.train && b.dropout > 0 {
 		if ps.noise != nil {
-			y = ps.noise.apply(y)
+			y = ps.dropout(y)
 		} else {
 			y = ts.MustDropout(y, b.dropout, true)
 		}

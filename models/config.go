@@ -14,8 +14,8 @@ import (
 // A named preset fixes the architecture (layers, width, heads, mlp_ratio,
 // cond_dim); those keys may then be left out (zero) or repeat the preset's
 // value, and anything else is an error rather than a silent override. The
-// preset "custom" takes all five from the config. Dropout, max_len and
-// attention are run choices and never come from a preset.
+// preset "custom" takes all five from the config. Dropout, max_len,
+// attention and lanes are run choices and never come from a preset.
 type Config struct {
 	Preset    string  `mapstructure:"preset"` // tiny | small-cpu | small | medium | custom
 	Layers    int     `mapstructure:"layers"`
@@ -26,6 +26,10 @@ type Config struct {
 	Dropout   float64 `mapstructure:"dropout"`
 	MaxLen    int     `mapstructure:"max_len"`   // longest sequence (rotary table)
 	Attention string  `mapstructure:"attention"` // math | fused
+	// Lanes splits a CPU training pass's batch into this many row groups,
+	// each through the blocks on its own thread (lanes.go); 0 (the
+	// default) is one per libtorch thread, 1 turns it off.
+	Lanes int `mapstructure:"lanes"`
 }
 
 // arch is the part of Config a preset decides.
@@ -136,6 +140,8 @@ func (c Config) check() error {
 		return fmt.Errorf("model.dropout: %g, want 0 <= dropout < 1", c.Dropout)
 	case c.Attention != "math" && c.Attention != "fused":
 		return fmt.Errorf("model.attention: %q, want math or fused", c.Attention)
+	case c.Lanes < 0:
+		return fmt.Errorf("model.lanes: %d, want 0 (one per thread), 1 (off) or more", c.Lanes)
 	}
 	return nil
 }

@@ -45,8 +45,6 @@ func (m *Transformer) ForwardEmbeds(z, level *ts.Tensor, train bool) *ts.Tensor 
 	if ls := level.MustSize(); len(ls) != 1 || ls[0] != size[0] {
 		panic(fmt.Sprintf("models: noise levels must be [%d], got %v", size[0], ls))
 	}
-	s := torchx.NewScope()
-	defer s.Close()
 	ps := &pass{rope: m.rope, train: train}
-	return m.stack(s.T(m.input.forward(z)), level, ps, nil)
+	return m.stack(m.inputOf(z, m.input.forward), level, ps, nil)
 }

@@ -27,10 +27,12 @@ import (
 // so the output and its gradient are bit-identical to ts.MustDropout's
 // (TestDropoutNoiseSameAsDropout). On CUDA, dropout is one fused kernel
 // with its own generator and this is not used.
+//
+// The noise is drawn for the whole batch; a pass on lanes (lanes.go)
+// reads each site's noise at its own rows, so the masks are the batch's.
 type dropoutNoise struct {
 	noise []*ts.Tensor
 	ready []chan struct{}
-	next  int
 	done  chan struct{}
 }
 
@@ -60,16 +62,11 @@ func drawDropoutNoise(n int, shape []int64, dtype gotch.DType, p float64) *dropo
 	return d
 }
 
-// apply is dropout at the next site: y · noise, waiting for that noise.
-func (d *dropoutNoise) apply(y *ts.Tensor) *ts.Tensor {
-	i := d.next
-	d.next++
+// at is the noise of dropout site i, once it is drawn; it belongs to d.
+// Any number of goroutines may wait for the same site.
+func (d *dropoutNoise) at(i int) *ts.Tensor {
 	<-d.ready[i]
-	n := d.noise[i]
-	if y.DType() != n.DType() || !slices.Equal(y.MustSize(), n.MustSize()) {
-		panic(fmt.Sprintf("models: dropout site %d: branch %v %v, noise drawn as %v %v", i, y.DType(), y.MustSize(), n.DType(), n.MustSize()))
-	}
-	return y.MustMul(n, false)
+	return d.noise[i]
 }
 
 // close waits for the drawing thread and frees the noise tensors (the
@@ -83,4 +80,20 @@ func (d *dropoutNoise) close() {
 	for _, t := range d.noise {
 		t.MustDrop()
 	}
+}
+
+// dropout is y · noise at the pass's next dropout site, the noise drawn
+// ahead; a lane reads its rows of the batch's noise.
+func (ps *pass) dropout(y *ts.Tensor) *ts.Tensor {
+	i := ps.site
+	ps.site++
+	n := ps.noise.at(i)
+	if ps.lane.n > 0 {
+		n = n.MustNarrow(0, ps.lane.lo, ps.lane.n, false)
+		defer n.MustDrop()
+	}
+	if y.DType() != n.DType() || !slices.Equal(y.MustSize(), n.MustSize()) {
+		panic(fmt.Sprintf("models: dropout site %d: branch %v %v, noise drawn as %v %v", i, y.DType(), y.MustSize(), n.DType(), n.MustSize()))
+	}
+	return y.MustMul(n, false)
 }

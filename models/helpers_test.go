@@ -128,6 +128,9 @@ func trainingStep(opt *nn.Optimizer, m *Transformer, x, sigma *ts.Tensor) {
 	logits := m.Forward(x, sigma, true)
 	loss := crossEntropy(logits, x)
 	loss.MustBackward()
+	if err := m.FinishBackward(); err != nil {
+		panic(err)
+	}
 	loss.MustDrop()
 	logits.MustDrop()
 }

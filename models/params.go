@@ -14,8 +14,9 @@ import (
 // as a plain list of parameters and check once at the end (as
 // bufio.Scanner does).
 type params struct {
-	err error
-	n   int64
+	err  error
+	n    int64
+	list []*ts.Tensor // in creation order
 }
 
 // new creates the trainable parameter p.name with the given shape and init.
@@ -33,6 +34,7 @@ func (ps *params) new(p *nn.Path, name string, shape []int64, init nn.Init) *ts.
 		n *= d
 	}
 	ps.n += n
+	ps.list = append(ps.list, t)
 	return t
 }
 

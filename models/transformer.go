@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/dlmlab/difflm/torchx"
@@ -52,6 +53,13 @@ type Transformer struct {
 	output outputLayer
 	rope   rotary
 	counts paramCounts
+	cpu    bool
+	// trunk holds the parameters before the output layer (embedding or
+	// input projection, time embedding, blocks): what lanes compute
+	// gradients of. pending is the last lane pass until FinishBackward.
+	trunk   []*ts.Tensor
+	pending *lanePass
+	workers *torchx.Workers // the lanes' threads
 	// inlineDropout draws each dropout's noise at its site
 	// (ts.MustDropout) instead of ahead on a second thread: the
 	// reference TestDropoutNoiseSameAsDropout compares against.
@@ -79,7 +87,7 @@ func New(p *nn.Path, cfg Config, spec Spec) (*Transformer, error) {
 			return nil, err
 		}
 	}
-	m := &Transformer{cfg: cfg, spec: spec, rope: newRotary(cfg.MaxLen, cfg.headDim(), device)}
+	m := &Transformer{cfg: cfg, spec: spec, rope: newRotary(cfg.MaxLen, cfg.headDim(), device), cpu: !device.IsCuda()}
 	var ps params
 	if spec.EmbedDim > 0 {
 		if spec.VocabOut != spec.EmbedDim || spec.Causal || spec.BlockSize > 0 || !spec.TimeCond {
@@ -101,6 +109,7 @@ func New(p *nn.Path, cfg Config, spec Spec) (*Transformer, error) {
 		m.blocks = append(m.blocks, ps.newBlock(p.Sub("blocks").Sub(strconv.Itoa(i)), cfg, spec.TimeCond))
 	}
 	m.counts.blocks = ps.n - m.counts.embedding - m.counts.time
+	m.trunk = slices.Clone(ps.list)
 	m.output = ps.newOutputLayer(p.Sub("output"), cfg, spec)
 	m.counts.output = ps.n - m.counts.embedding - m.counts.time - m.counts.blocks
 	if ps.err != nil {
@@ -153,7 +162,7 @@ func (m *Transformer) forward(x, sigma *ts.Tensor, train bool, cache *KVCache, f
 	if !blockCached { // cached blocks and Prefill's windows attend without a mask
 		m.attend(s, ps, l, x.MustDevice())
 	}
-	return m.stack(s.T(ts.MustEmbedding(m.embed, x, -1, false, false)), sigma, ps, cache)
+	return m.stack(m.tokens(x), sigma, ps, cache)
 }
 
 // attend sets the pass's attention mask for l input positions: BD3-LM's
@@ -169,30 +178,69 @@ func (m *Transformer) attend(s *torchx.Scope, ps *pass, l int, dev gotch.Device)
 	}
 }
 
-// stack runs the blocks and the output layer on the input stream h.
-func (m *Transformer) stack(h, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
+// stack runs the blocks and the output layer on the input stream.
+func (m *Transformer) stack(in input, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
 	if m.time != nil {
 		ps.cond = s.T(m.time.forward(sigma))
 	}
-	return m.output.forward(s.T(m.runBlocks(h, ps, cache)), ps.cond)
+	return m.output.forward(s.T(m.runTrunk(in, sigma, ps, cache)), ps.cond)
 }
 
-// runBlocks runs the blocks on the input stream h. A CPU training pass
-// with dropout draws the noise of all its dropouts on a second thread
-// meanwhile (dropoutNoise).
+// runTrunk runs the blocks on the input stream, [B, l, W]. A CPU training
+// pass with dropout draws the noise of all its dropouts on a second thread
+// meanwhile (dropoutNoise); one with lanes splits the batch over them.
+func (m *Transformer) runTrunk(in input, sigma *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
+	if ps.train && m.cfg.Dropout > 0 && m.cpu && !m.inlineDropout {
+		ps.noise = drawDropoutNoise(2*len(m.blocks), in.shape, m.embed.DType(), m.cfg.Dropout)
+		defer func() { ps.noise.close(); ps.noise = nil }()
+	}
+	if k := m.laneCount(in, ps, cache); k > 1 {
+		return m.runLanes(k, in, sigma, ps)
+	}
+	h := in.rows(0, in.shape[0])
+	defer h.MustDrop()
+	return m.runBlocks(h, ps, cache)
+}
+
+// runBlocks runs the blocks on the stream h.
 func (m *Transformer) runBlocks(h *ts.Tensor, ps *pass, cache *KVCache) *ts.Tensor {
 	s := torchx.NewScope()
 	defer s.Close()
-	if ps.train && m.cfg.Dropout > 0 && !h.MustDevice().IsCuda() && !m.inlineDropout {
-		ps.noise = drawDropoutNoise(2*len(m.blocks), h.MustSize(), h.DType(), m.cfg.Dropout)
-		defer func() { ps.noise.close(); ps.noise = nil }()
-	}
 	for i, b := range m.blocks {
 		h = s.T(b.forward(h, ps, cache.layer(i)))
 	}
 	return s.Keep(h)
+}
+
+// input is a pass's input stream [B, l, W] by rows: rows(lo, n) computes
+// batch rows lo…lo+n−1, so that a lane computes only its own. grad: the
+// input itself carries gradients (embed-and-diffuse's noisy embeddings),
+// which lanes do not pass back.
+type input struct {
+	shape []int64
+	rows  func(lo, n int64) *ts.Tensor
+	grad  bool
+}
+
+// tokens is the token embedding of x [B, l] as an input stream.
+func (m *Transformer) tokens(x *ts.Tensor) input {
+	return m.inputOf(x, func(x *ts.Tensor) *ts.Tensor { return ts.MustEmbedding(m.embed, x, -1, false, false) })
+}
+
+// inputOf is the input stream f(x) for a layer f that acts on each row of
+// x [B, l, …] alone.
+func (m *Transformer) inputOf(x *ts.Tensor, f func(*ts.Tensor) *ts.Tensor) input {
+	size := x.MustSize()
+	return input{shape: []int64{size[0], size[1], int64(m.cfg.Width)}, grad: x.MustRequiresGrad(), rows: func(lo, n int64) *ts.Tensor {
+		if n == size[0] {
+			return f(x)
+		}
+		part := x.MustNarrow(0, lo, n, false)
+		defer part.MustDrop()
+		return f(part)
+	}}
 }
 
 // ForwardRows is Forward's logits at the flat positions rows [M] (int64
@@ -222,7 +270,7 @@ func (m *Transformer) HiddenRows(x, rows *ts.Tensor, train bool) *ts.Tensor {
 	defer s.Close()
 	ps := &pass{rope: m.rope, train: train}
 	m.attend(s, ps, m.checkInputs(x, nil, 0, false), x.MustDevice())
-	h := s.T(m.runBlocks(s.T(ts.MustEmbedding(m.embed, x, -1, false, false)), ps, nil))
+	h := s.T(m.runTrunk(m.tokens(x), nil, ps, nil))
 	flat := s.T(h.MustFlatten(0, 1, false))
 	return m.output.norm.forward(s.T(flat.MustIndexSelect(0, rows, false)))
 }
@@ -245,6 +293,8 @@ type pass struct {
 	halves bool       // x_t ⊕ x_0: each half at positions offset…offset+l/2−1
 	train  bool
 	noise  *dropoutNoise // the dropouts' noise, drawn ahead (CPU training); nil: ts.MustDropout
+	site   int           // the next dropout site
+	lane   rowRange      // a lane's rows of the batch (n = 0: all)
 }
 
 // BlockDiffMask is BD3-LM's additive attention mask [2L, 2L] over

@@ -94,6 +94,22 @@ func SetThreads(n int) {
 	}
 }
 
+// WithBLASThreads runs fn with OpenBLAS's pool at n threads and restores
+// it afterwards (nothing to set when libtorch's BLAS is not OpenBLAS). The
+// count is process-wide: it is for a caller that, during fn, is the only
+// one calling into the BLAS from threads it runs, such as lanes that each
+// want their matrix products on their own core.
+func WithBLASThreads(n int, fn func()) {
+	prev := BLASThreads()
+	if prev < 1 || prev == n {
+		fn()
+		return
+	}
+	C.blas_set_threads(C.int(n))
+	defer C.blas_set_threads(C.int(prev))
+	fn()
+}
+
 // BLASThreads reports OpenBLAS's thread count, or -1 when libtorch's BLAS
 // is not OpenBLAS.
 func BLASThreads() int { return int(C.blas_threads()) }

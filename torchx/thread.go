@@ -1,6 +1,19 @@
 package torchx
 
+// #cgo LDFLAGS: -ldl
+// #include <dlfcn.h>
 // extern int at_grad_set_enabled(int b);
+// extern int at_get_num_threads();
+//
+// // OpenMP's thread count of the calling thread only (libgomp keeps it per
+// // thread); looked up by name like OpenBLAS's, 0 when libtorch has no
+// // OpenMP.
+// static int omp_set_threads_here(int n) {
+//	void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+//	if (!f) return 0;
+//	f(n);
+//	return 1;
+// }
 import "C"
 
 import "runtime"
@@ -13,6 +26,22 @@ import "runtime"
 // error would be read on the wrong thread. Every goroutine that does torch
 // work calls Lock first and keeps all its torch work on that goroutine.
 func Lock() { runtime.LockOSThread() }
+
+// LockWorker is Lock for a goroutine that runs one share of a parallel
+// piece of work (models' lanes) beside others: gradients on, whatever the
+// thread last ran, and this thread's own intra-op parallelism 1, so that n
+// such goroutines use n cores instead of asking for n×threads. libtorch's
+// count is one per thread under OpenMP (set on a thread's first parallel
+// op from the global one, which is why that is triggered first); the
+// global count and every other thread keep theirs. It reports false when
+// libtorch has no OpenMP and the count stayed. The goroutine must return
+// without unlocking: Go then ends the thread, and its count with it.
+func LockWorker() bool {
+	runtime.LockOSThread()
+	setGrad(true)
+	C.at_get_num_threads()
+	return C.omp_set_threads_here(1) == 1
+}
 
 // NoGrad runs fn with gradient recording off and restores the previous
 // mode afterwards (gotch's ts.NoGrad always switches it back on, which is

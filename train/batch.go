@@ -52,15 +52,26 @@ type Batcher interface {
 	Restore(state []byte) error
 }
 
-// StepFunc computes the scalar loss to backpropagate for one micro-batch and
-// named stats (e.g. "nll_bound", "tokens") to log. The trainer drops the
-// loss after backward; the function frees its other intermediates.
+// StepFunc computes one micro-batch's Loss.
+type StepFunc func(b Batch) (Loss, error)
+
+// Loss is what a StepFunc returns for one micro-batch: the scalar to
+// backpropagate (the trainer drops it after backward; the function frees
+// its other intermediates) and named stats (e.g. "nll_bound", "tokens") to
+// log.
 //
 // Stats are averaged over micro-batches and logging windows, weighted by the
 // micro-batch's "tokens" stat when it reports one (so a per-token mean is
 // averaged per token) and by its rows otherwise; "tokens" itself is logged
 // as the mean per optimizer step.
-type StepFunc func(b Batch) (loss *ts.Tensor, stats map[string]float64, err error)
+type Loss struct {
+	Value *ts.Tensor
+	Stats map[string]float64
+	// Finish, when set, completes the backward pass after the trainer's
+	// Value.Backward(): a network whose forward pass ran on several threads
+	// (models.Transformer's lanes) backpropagates their shares there.
+	Finish func() error
+}
 
 // MetricSink receives logged metrics (the results package implements it
 // with SQLite; training must not depend on SQLite).

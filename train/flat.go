@@ -59,20 +59,8 @@ func newFlat(params []*ts.Tensor) (*flat, error) {
 
 	// Define every gradient (zeros): autograd accumulates into a defined
 	// gradient in place, so the views set below stay the gradients.
-	s := torchx.NewScope()
-	var zero *ts.Tensor
-	for _, p := range params {
-		term := s.T(s.T(p.MustSum(dtype, false)).MustMulScalar(ts.FloatScalar(0), false))
-		if zero == nil {
-			zero = term
-		} else {
-			zero = s.T(zero.MustAdd(term, false))
-		}
-	}
-	err := zero.Backward()
-	s.Close()
-	if err != nil {
-		return nil, fmt.Errorf("train: define the gradients (grad mode must be on): %w", err)
+	if err := torchx.DefineGrads(params); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 
 	torchx.NoGrad(func() {

@@ -37,7 +37,7 @@ func newTinyLM(vs *nn.VarStore, vocab, dim, hidden int64, noise bool) *tinyLM {
 }
 
 // loss is a StepFunc: mean next-token cross-entropy of the micro-batch.
-func (m *tinyLM) loss(b Batch) (*ts.Tensor, map[string]float64, error) {
+func (m *tinyLM) loss(b Batch) (Loss, error) {
 	s := torchx.NewScope()
 	defer s.Close()
 	B, L := int64(b.B), int64(b.L)
@@ -58,9 +58,9 @@ func (m *tinyLM) loss(b Batch) (*ts.Tensor, map[string]float64, error) {
 	loss := flat.MustCrossEntropyLoss(tgt, ts.None, 1, -100, 0, false)
 	nll, err := item(loss)
 	if err != nil {
-		return nil, nil, err
+		return Loss{}, err
 	}
-	return loss, map[string]float64{"nll": nll, tokensStat: float64(B * (L - 1))}, nil
+	return Loss{Value: loss, Stats: map[string]float64{"nll": nll, tokensStat: float64(B * (L - 1))}}, nil
 }
 
 // seqBatcher yields sequences that follow x' = (3x + 1) mod vocab from a

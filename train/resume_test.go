@@ -18,7 +18,6 @@ import (
 
 	"github.com/dlmlab/difflm/checkpoint"
 	"github.com/dlmlab/difflm/torchx"
-	"github.com/sugarme/gotch/ts"
 )
 
 // Environment of the helper process.
@@ -53,7 +52,7 @@ func TestHelperTrainProcess(t *testing.T) {
 	defer f.Close()
 	// The pause gives the parent time to kill the process mid-run; it
 	// changes no number.
-	slow := func(b Batch) (*ts.Tensor, map[string]float64, error) {
+	slow := func(b Batch) (Loss, error) {
 		time.Sleep(5 * time.Millisecond)
 		return m.loss(b)
 	}

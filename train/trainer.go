@@ -253,10 +253,9 @@ func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (floa
 // backward computes one micro-batch's loss (under autocast for bf16) and
 // backpropagates it scaled by frac, its share of the batch's rows.
 func (t *Trainer) backward(fn StepFunc, b Batch, frac float64, win *window) (float64, error) {
-	var loss *ts.Tensor
-	var stats map[string]float64
+	var l Loss
 	call := func() (err error) {
-		loss, stats, err = fn(b)
+		l, err = fn(b)
 		return err
 	}
 	var err error
@@ -268,6 +267,7 @@ func (t *Trainer) backward(fn StepFunc, b Batch, frac float64, win *window) (flo
 	if err != nil {
 		return 0, err
 	}
+	loss := l.Value
 	defer loss.MustDrop()
 	v, err := item(loss)
 	if err != nil {
@@ -284,7 +284,12 @@ func (t *Trainer) backward(fn StepFunc, b Batch, frac float64, win *window) (flo
 	if err := scaled.Backward(); err != nil {
 		return 0, fmt.Errorf("backward: %w", err)
 	}
-	win.addMicro(stats, b.B)
+	if l.Finish != nil {
+		if err := l.Finish(); err != nil {
+			return 0, fmt.Errorf("backward: %w", err)
+		}
+	}
+	win.addMicro(l.Stats, b.B)
 	return v, nil
 }
 

@@ -67,12 +67,12 @@ func TestNonFiniteStopsAndKeepsLastCheckpoint(t *testing.T) {
 			cfg := testConfig()
 			cfg.Steps, cfg.CkptEvery = 10, 5
 			tr, m, dir := newTrainer(t, cfg, true)
-			step := func(b Batch) (*ts.Tensor, map[string]float64, error) {
-				loss, stats, err := m.loss(b)
+			step := func(b Batch) (Loss, error) {
+				l, err := m.loss(b)
 				if err == nil && tr.Step()+1 == 7 {
-					loss = c.bad(loss, m.w1)
+					l.Value = c.bad(l.Value, m.w1)
 				}
-				return loss, stats, err
+				return l, err
 			}
 			err := tr.Run(context.Background(), &seqBatcher{vocab: 16, b: 8, l: 6}, step, nil, nil)
 			if err == nil || !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), c.want) ||
@@ -110,7 +110,7 @@ func TestCancelWritesCheckpoint(t *testing.T) {
 	tr, m, dir := newTrainer(t, cfg, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	step := func(b Batch) (*ts.Tensor, map[string]float64, error) {
+	step := func(b Batch) (Loss, error) {
 		if tr.Step()+1 == 4 {
 			cancel()
 		}
