@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -248,5 +249,39 @@ func TestRoofline(t *testing.T) {
 	}
 	if m := mfu(1000, 2e7, 1e11); math.Abs(m-0.2) > 1e-12 {
 		t.Errorf("mfu(1000 tok/s, 2e7 FLOP/tok, 1e11 FLOP/s) = %v, want 0.2", m)
+	}
+}
+
+// TestPyTorchPeakIsItsOwn: the PyTorch side's peak memory is its own
+// process's, not the Go process's that started it: with 1 GiB touched on
+// the Go side first, the tiny row's PyTorch process (a few hundred MiB)
+// must report less. getrusage's ru_maxrss, read in the child, reported
+// the parent's 1 GiB (Linux carries a vfork parent's high-water mark
+// across exec).
+func TestPyTorchPeakIsItsOwn(t *testing.T) {
+	torchx.Lock()
+	cfg := testConfig()
+	needTorch(t, cfg)
+	s := testSetup("mdlm")
+	c := newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab}, t.TempDir())
+	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
+		t.Fatal(err)
+	}
+	g, err := goRun(context.Background(), s, c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const big = 1 << 30
+	ballast := make([]byte, big)
+	for i := 0; i < big; i += 4096 {
+		ballast[i] = 1
+	}
+	p, err := pyRun(context.Background(), cfg, s, c, g.Shapes)
+	runtime.KeepAlive(ballast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PeakRSS <= 0 || p.PeakRSS >= big {
+		t.Errorf("PyTorch side's peak RSS %d MiB with the Go process at 1 GiB: want its own, above 0 and below 1024", p.PeakRSS>>20)
 	}
 }

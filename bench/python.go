@@ -19,7 +19,7 @@ type pyOutput struct {
 	StepS   []float64          `json:"step_s"`
 	CPUS    []float64          `json:"cpu_s"`
 	Loss    []float64          `json:"loss"`
-	MaxRSS  int64              `json:"max_rss_kib"` // getrusage's ru_maxrss
+	PeakRSS int64              `json:"peak_rss_kib"` // VmHWM (see peak_rss_kib in the script)
 }
 
 // pyArgs are the script's arguments for c under s: every architecture and
@@ -66,7 +66,7 @@ func pyRun(ctx context.Context, cfg Config, s Setup, c Case, goShapes map[string
 	if err := sameShapes(goShapes, out.Shapes); err != nil {
 		return Result{}, fmt.Errorf("%s builds another network than models.Transformer: %w", cfg.Script, err)
 	}
-	return Result{StepS: out.StepS, CPUS: out.CPUS, Loss: out.Loss, Params: out.Params, Shapes: out.Shapes, PeakRSS: out.MaxRSS << 10}, nil
+	return Result{StepS: out.StepS, CPUS: out.CPUS, Loss: out.Loss, Params: out.Params, Shapes: out.Shapes, PeakRSS: out.PeakRSS << 10}, nil
 }
 
 // torchVersion is the version of torch that python imports; the error

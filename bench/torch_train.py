@@ -17,8 +17,10 @@ ratio shows what that saves: the Go side projects only the masked rows onto
 the vocabulary (and can chunk the cross-entropy), updates one flat buffer
 with AdamW and the EMA, takes q, k and v apart with split/unbind and
 rotates halves with a flip (here: narrow/select and a cat, whose gradients
-zero-fill whole buffers), and draws the dropout noise on a second thread
-while the layers compute (here: at each site, serially). The trainer's
+zero-fill whole buffers), draws the dropout noise on a second thread
+while the layers compute (here: at each site, serially), and runs the
+blocks on lanes, the batch's rows split over worker threads with one
+intra-op thread each (here: the whole batch through libtorch's pool). The trainer's
 parts are stock PyTorch: clip_grad_norm_ and torch.optim.AdamW
 (foreach=False, the 1.13 default on CPU).
 
@@ -32,7 +34,6 @@ parameter count and names.
 """
 import argparse
 import json
-import resource
 import math
 import struct
 import sys
@@ -43,6 +44,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MASK64 = (1 << 64) - 1
+
+
+def peak_rss_kib():
+    """This process's peak resident memory: VmHWM, the high-water mark of its own address space.
+
+    Not getrusage's ru_maxrss: Linux carries into it the high-water mark of the
+    address space an exec replaced, and a child started with vfork (Go's
+    os/exec, Python's subprocess) execs from its parent's, so ru_maxrss
+    reports the Go bench process's peak whenever that is the larger.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def step_seed(seed, step):
@@ -280,7 +296,7 @@ def main():
         out["cpu_s"].append(time.process_time() - cpu)
         out["loss"].append(value)
         out["grad_norm"].append(norm)
-    out["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["peak_rss_kib"] = peak_rss_kib()
     json.dump(out, sys.stdout)
     print()
 
