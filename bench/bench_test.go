@@ -61,14 +61,7 @@ func needTorch(t *testing.T, cfg Config) {
 func TestGoSide(t *testing.T) {
 	torchx.Lock()
 	cfg, s := testConfig(), testSetup("ar")
-	c := newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab}, t.TempDir())
-	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
-		t.Fatal(err)
-	}
-	r, err := goRun(context.Background(), s, c, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, r := tinyGoRun(t, cfg, s)
 	if len(r.StepS) != c.Steps-1 || len(r.CPUS) != c.Steps-1 || len(r.Loss) != c.Steps {
 		t.Fatalf("%d steps: %d wall and %d CPU durations, %d losses; want %d, %d, %d",
 			c.Steps, len(r.StepS), len(r.CPUS), len(r.Loss), c.Steps-1, c.Steps-1, c.Steps)
@@ -263,14 +256,7 @@ func TestPyTorchPeakIsItsOwn(t *testing.T) {
 	cfg := testConfig()
 	needTorch(t, cfg)
 	s := testSetup("mdlm")
-	c := newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab}, t.TempDir())
-	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
-		t.Fatal(err)
-	}
-	g, err := goRun(context.Background(), s, c, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, g := tinyGoRun(t, cfg, s)
 	const big = 1 << 30
 	ballast := make([]byte, big)
 	for i := 0; i < big; i += 4096 {
@@ -284,4 +270,20 @@ func TestPyTorchPeakIsItsOwn(t *testing.T) {
 	if p.PeakRSS <= 0 || p.PeakRSS >= big {
 		t.Errorf("PyTorch side's peak RSS %d MiB with the Go process at 1 GiB: want its own, above 0 and below 1024", p.PeakRSS>>20)
 	}
+}
+
+// tinyGoRun trains the tiny preset at L = 16 through the bench's Go path
+// and returns the case (its batches written for the PyTorch side) and the
+// result.
+func tinyGoRun(t *testing.T, cfg Config, s Setup) (Case, Result) {
+	t.Helper()
+	c := newCase(cfg, RowSpec{Preset: "tiny", L: 16, Vocab: s.Vocab}, t.TempDir())
+	if err := writeBatches(&c, s.Vocab, s.Train.Seed); err != nil {
+		t.Fatal(err)
+	}
+	r, err := goRun(context.Background(), s, c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, r
 }
