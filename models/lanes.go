@@ -86,8 +86,8 @@ func (m *Transformer) laneCount(in input, ps *pass, cache *KVCache) int {
 // lanes' graphs to FinishBackward.
 func (m *Transformer) runLanes(k int, in input, sigma *ts.Tensor, ps *pass) *ts.Tensor {
 	m.dropPending()
-	outs := make([]*ts.Tensor, k)
-	m.onLanes(k, func(i int) { outs[i] = m.lane(in, sigma, ps, laneRows(in.shape[0], k)[i]) })
+	outs, rows := make([]*ts.Tensor, k), laneRows(in.shape[0], k)
+	m.onLanes(k, func(i int) { outs[i] = m.lane(in, sigma, ps, rows[i]) })
 	lp := &lanePass{outs: outs, leaves: make([]*ts.Tensor, k)}
 	for i, o := range outs {
 		leaf := o.MustDetach(false)

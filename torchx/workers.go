@@ -1,6 +1,9 @@
 package torchx
 
-import "sync"
+import (
+	"log/slog"
+	"sync"
+)
 
 // Workers is n goroutines, each locked to an OS thread of its own for its
 // whole life with intra-op parallelism 1 (LockWorker), that run the
@@ -19,13 +22,12 @@ type Workers struct {
 // NewWorkers starts n workers; Close stops them.
 func NewWorkers(n int) *Workers {
 	w := &Workers{tasks: make([]chan func(), n), done: make(chan struct{})}
-	ready := make(chan struct{})
+	ready := make(chan bool)
 	for i := range w.tasks {
 		tasks := make(chan func())
 		w.tasks[i] = tasks
 		go func() {
-			LockWorker() // never unlocked: the thread ends with the goroutine
-			ready <- struct{}{}
+			ready <- LockWorker() // never unlocked: the thread ends with the goroutine
 			for {
 				select {
 				case fn := <-tasks:
@@ -36,8 +38,12 @@ func NewWorkers(n int) *Workers {
 			}
 		}()
 	}
+	serial := true
 	for range n {
-		<-ready
+		serial = <-ready && serial
+	}
+	if !serial {
+		slog.Warn("torchx: libtorch has no OpenMP here, so each worker keeps the process's intra-op thread count and the workers ask for workers × threads cores", "workers", n, "threads", Threads())
 	}
 	return w
 }
