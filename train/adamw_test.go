@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -15,17 +16,34 @@ import (
 // f(a, b) = (a−1)² + 3ab + b⁴ and compares with the update rule evaluated
 // by hand in float64.
 func TestAdamWMatchesHandComputation(t *testing.T) {
+	for _, fused := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fused=%v", fused), func(t *testing.T) { testAdamWHand(t, fused) })
+	}
+}
+
+func testAdamWHand(t *testing.T, fused bool) {
 	torchx.Lock()
 	const b1, b2, eps, wd = 0.9, 0.999, 1e-8, 0.1
 	lrs := []float64{0.1, 0.05, 0.02}
 	vs := nn.NewVarStore(gotch.CPU)
-	a := vs.Root().MustNewVar("a", []int64{1}, nn.NewConstInit(0.5))
-	b := vs.Root().MustNewVar("b", []int64{1}, nn.NewConstInit(-0.3))
+	// float32 variables (a nonzero ConstInit gives float64): the trainer's dtype.
+	a := vs.Root().MustNewVar("a", []int64{1}, nn.NewConstInit(0))
+	b := vs.Root().MustNewVar("b", []int64{1}, nn.NewConstInit(0))
+	torchx.NoGrad(func() {
+		a.Copy_(ts.MustOfSlice([]float32{0.5}))
+		b.Copy_(ts.MustOfSlice([]float32{-0.3}))
+	})
 	f, err := newFlat([]*ts.Tensor{a, b})
 	if err != nil {
 		t.Fatal(err)
 	}
 	opt := newAdamW(f, b1, b2, eps, wd)
+	if !opt.fused {
+		t.Fatalf("a %v flat buffer should take the fused step", f.param.DType())
+	}
+	if !fused {
+		withOps(opt)
+	}
 
 	p := []float64{0.5, -0.3}
 	m, v := []float64{0, 0}, []float64{0, 0}
@@ -39,7 +57,7 @@ func TestAdamWMatchesHandComputation(t *testing.T) {
 		f = s.T(f.MustAdd(b4, false))
 		s.T(f.MustSum(gotch.Float, false)).MustBackward()
 		s.Close()
-		opt.step(lr)
+		opt.step(lr, nil)
 
 		g := []float64{2*(p[0]-1) + 3*p[1], 3*p[0] + 4*p[1]*p[1]*p[1]}
 		n := float64(step + 1)

@@ -50,11 +50,12 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 }
 
-// BenchmarkAdamWStep is one AdamW step over small-cpu's parameter list
-// (4 layers of attention, MLP and norms: 53 tensors, 3.2M elements), flat
-// (one buffer, six ops) against per-tensor (six ops per tensor, as before
-// the flat buffer): the ratio of the two ns/op lines is what the flat
-// layout saves per optimizer step.
+// BenchmarkAdamWStep is one AdamW step and EMA update over small-cpu's
+// parameter list (4 layers of attention, MLP and norms: 53 tensors, 3.2M
+// elements): flat and fused into one pass (the CPU path), flat as tensor ops
+// (the CUDA path: eight ops and the EMA's lerp) and per tensor (those ops
+// per tensor, as before the flat buffer). The ratios of the ns/op lines
+// are what each layout saves per optimizer step.
 func BenchmarkAdamWStep(b *testing.B) {
 	torchx.Lock()
 	var shapes [][]int64
@@ -73,28 +74,44 @@ func BenchmarkAdamWStep(b *testing.B) {
 		}
 		return params
 	}
-	b.Run("flat", func(b *testing.B) {
-		torchx.Lock()
-		f, err := newFlat(newParams())
-		if err != nil {
-			b.Fatal(err)
-		}
-		opt := newAdamW(f, 0.9, 0.999, 1e-8, 0.01)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			f.zeroGrad()
-			opt.step(1e-3)
-		}
-	})
+	for _, fused := range []bool{true, false} {
+		name := map[bool]string{true: "flat-fused", false: "flat-ops"}[fused]
+		b.Run(name, func(b *testing.B) {
+			torchx.Lock()
+			f, err := newFlat(newParams())
+			if err != nil {
+				b.Fatal(err)
+			}
+			opt, e := newAdamW(f, 0.9, 0.999, 1e-8, 0.01), newEMA(f, 0.9999)
+			if !fused {
+				withOps(opt)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f.zeroGrad()
+				opt.step(1e-3, e)
+			}
+		})
+	}
 	b.Run("per-tensor", func(b *testing.B) {
 		torchx.Lock()
 		params := newParams()
 		adamWLoss(params) // defines every gradient
 		opt := newPerTensorAdamW(params, 0.9, 0.999, 1e-8, 0.01)
+		shadow := make([]*ts.Tensor, len(params))
+		for i, p := range params {
+			shadow[i] = p.MustZerosLike(false)
+			torchx.NoGrad(func() { shadow[i].Copy_(p) })
+		}
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			opt.zeroGrad()
 			opt.step(1e-3)
+			torchx.NoGrad(func() {
+				for j, p := range params {
+					shadow[j].MustLerp_(p, ts.FloatScalar(1e-4))
+				}
+			})
 		}
 	})
 }

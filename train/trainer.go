@@ -241,10 +241,7 @@ func (t *Trainer) optimizerStep(batches Batcher, fn StepFunc, win *window) (floa
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return 0, 0, fmt.Errorf("train: step %d: gradient norm is %v (%w)%s", s, norm, ErrNonFinite, t.lastGood())
 	}
-	t.opt.step(t.cfg.LRAt(s))
-	if t.ema != nil {
-		t.ema.update()
-	}
+	t.opt.step(t.cfg.LRAt(s), t.ema)
 	t.step = s
 	win.addStep(loss, norm, global.B*global.L)
 	return loss, global.B * global.L, nil
