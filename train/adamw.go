@@ -48,7 +48,7 @@ func (o *adamW) step(lr float64, e *ema) {
 	bc1 := 1 - math.Pow(o.beta1, float64(o.t))
 	bc2 := 1 - math.Pow(o.beta2, float64(o.t))
 	if o.fused { // e's buffer is like the parameters'
-		o.fusedStep(e, lr, bc1, bc2, o.threads)
+		o.fusedStep(e, lr, bc1, bc2)
 		return
 	}
 	torchx.NoGrad(func() { o.update(o.f.param, o.f.grad, o.mBuf, o.vBuf, o.tmp, lr, bc1, bc2) })

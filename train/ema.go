@@ -10,7 +10,8 @@ import (
 // MDLM and SEDD do (no warmup of the decay), starting from the weights the
 // run starts with.
 //
-// It works on the flat parameter buffer: one op per update, three per swap.
+// It works on the flat parameter buffer: one op per update (on the CPU the
+// update runs inside AdamW's fused pass instead, adamW.step), three per swap.
 type ema struct {
 	decay  float64
 	f      *flat

@@ -84,7 +84,7 @@ func fusable(t *ts.Tensor) bool {
 }
 
 // fusedStep is adamW.update followed by ema.update (when e is not nil) in
-// one pass over the flat buffers, split across threads goroutines.
+// one pass over the flat buffers, split across o.threads goroutines.
 //
 // Why: as tensor ops the step is eight passes over N elements and the
 // EMA's lerp a ninth, each streaming two to four N-element buffers; here
@@ -93,12 +93,18 @@ func fusable(t *ts.Tensor) bool {
 // step, this 4.3 (BenchmarkAdamWStep prints both). The maths is the ops'
 // own, operation by operation in float32 (no fused multiply-add), so the
 // result equals theirs to one rounding (TestFusedStepEqualsOps: 1e-7).
-func (o *adamW) fusedStep(e *ema, lr, bc1, bc2 float64, threads int) {
-	p, g, m, v := o.f.param, o.f.grad, o.mBuf, o.vBuf
-	n := p.Numel()
-	var eb *C.float
+func (o *adamW) fusedStep(e *ema, lr, bc1, bc2 float64) {
+	n := int(o.f.param.Numel())
+	// The data pointers are read here, on the caller's locked thread (gotch
+	// reads libtorch's error state after each call); the goroutines only
+	// run C on the memory behind them.
+	bufs := []*ts.Tensor{o.f.param, o.f.grad, o.mBuf, o.vBuf}
 	if e != nil {
-		eb = (*C.float)(e.buf.MustDataPtr())
+		bufs = append(bufs, e.buf)
+	}
+	base := make([]unsafe.Pointer, len(bufs))
+	for i, b := range bufs {
+		base[i] = b.MustDataPtr()
 	}
 	decay := 1 - lr*o.weightDecay
 	if o.weightDecay == 0 {
@@ -110,24 +116,23 @@ func (o *adamW) fusedStep(e *ema, lr, bc1, bc2 float64, threads int) {
 		c, d = k/math.Sqrt(bc2), k*o.eps
 	}
 	w1, w2, we := lerpWeight(1-o.beta1), lerpWeight(1-o.beta2), lerpWeight(1-emaDecay(e))
-	args := func(lo, hi int) {
-		at := func(t *ts.Tensor) *C.float { return (*C.float)(unsafe.Add(t.MustDataPtr(), 4*lo)) }
-		var eAt *C.float
-		if eb != nil {
-			eAt = (*C.float)(unsafe.Add(unsafe.Pointer(eb), 4*lo))
+	run := func(lo, hi int) {
+		at := make([]*C.float, 5) // at[4] stays NULL without an EMA
+		for i, b := range base {
+			at[i] = (*C.float)(unsafe.Add(b, 4*lo))
 		}
-		C.adamw_ema_f32(at(p), at(g), at(m), at(v), eAt, C.size_t(hi-lo),
+		C.adamw_ema_f32(at[0], at[1], at[2], at[3], at[4], C.size_t(hi-lo),
 			C.float(decay), w1, w2, cbool(lr == 0), C.float(c), C.float(d), we)
 	}
-	threads = max(1, min(threads, int(n)/(1<<16)))
+	threads := max(1, min(o.threads, n/(1<<16))) // a goroutine per 64k elements at most
+	per := (n + threads - 1) / threads
 	var wg sync.WaitGroup
-	per := (int(n) + threads - 1) / threads
-	for lo := 0; lo < int(n); lo += per {
+	for lo := 0; lo < n; lo += per {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
-			args(lo, hi)
-		}(lo, min(lo+per, int(n)))
+			run(lo, hi)
+		}(lo, min(lo+per, n))
 	}
 	wg.Wait()
 }
