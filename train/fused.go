@@ -106,10 +106,7 @@ func (o *adamW) fusedStep(e *ema, lr, bc1, bc2 float64) {
 	for i, b := range bufs {
 		base[i] = b.MustDataPtr()
 	}
-	decay := 1 - lr*o.weightDecay
-	if o.weightDecay == 0 {
-		decay = 1
-	}
+	decay := 1 - lr*o.weightDecay // exactly 1 without weight decay
 	c, d := 1.0, 1.0 // unused at lr = 0
 	if lr != 0 {
 		k := -bc1 / lr
